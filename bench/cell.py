@@ -1,0 +1,37 @@
+"""`Cell`: one (task, model, objective, seed) point of a matrix, as plain data a worker can receive."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Everything a worker needs to run one cell; picklable and JSON-able.
+
+    run_id: folder name, `<task>-<model>-<objective>-s<seed>-<key[:8]>`.
+    key: cache key, sha256 of (config text, seed, package version).
+    config_text: the requested gin config with includes inlined (what the worker parses).
+    files, bindings: where that text came from (for the record).
+    results: the results folder (a string, so the cell pickles anywhere).
+    skip_reason: non-empty when the combination is incompatible (never run).
+    """
+
+    run_id: str
+    key: str
+    task: str
+    model: str
+    objective: str
+    seed: int
+    scale: str
+    config_text: str
+    results: str
+    files: tuple[str, ...] = ()
+    bindings: tuple[str, ...] = ()
+    device: str = "auto"
+    threads: int = 0
+    skip_reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,82 @@
+"""Generated datasets, cached on disk as Hugging Face `datasets.Dataset`, keyed by their parameters.
+
+Two workers may ask for the same data at once: generation happens under a file lock, the dataset is
+written to a temporary folder and renamed into place, so a reader never sees a half-written cache.
+The cache lives in `$DLC_BENCH_CACHE` (default `~/.cache/dlc-bench/data`). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock
+
+
+def cache_root() -> Path:
+    """Folder holding generated datasets (`$DLC_BENCH_CACHE`, default `~/.cache/dlc-bench/data`)."""
+    env = os.environ.get("DLC_BENCH_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "dlc-bench" / "data"
+
+
+def params_key(params: Mapping[str, object]) -> str:
+    """Stable short hash of JSON-able generator parameters."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_dataset(
+    name: str,
+    params: Mapping[str, object],
+    build: Callable[[], Mapping[str, np.ndarray]],
+):
+    """Load `name` generated with `params`, building it with `build()` on a cache miss.
+
+    Args:
+        name: family/generator name, used in the folder name.
+        params: everything that determines the data (sizes, seed, split, version of the recipe).
+        build: returns columns as numpy arrays with a common first dimension N.
+
+    Returns:
+        `datasets.Dataset` in torch format (each column a tensor of shape [N, ...]).
+    """
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    datasets.disable_progress_bars()
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / f"{name}-{params_key(params)}"
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / "dataset_info.json").exists():
+            columns = {k: np.asarray(v) for k, v in build().items()}
+            features = datasets.Features({k: _feature(v) for k, v in columns.items()})
+            data = datasets.Dataset.from_dict(
+                {k: list(v) if v.ndim > 1 else v for k, v in columns.items()}, features=features
+            )
+            tmp = root / f".{folder.name}.{uuid.uuid4().hex}"
+            data.save_to_disk(str(tmp))
+            (tmp / "params.json").write_text(json.dumps(dict(params), sort_keys=True, default=str))
+            if folder.exists():  # a stale, incomplete folder from a killed writer
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+    return datasets.load_from_disk(str(folder)).with_format("torch")
+
+
+def _feature(array: np.ndarray):
+    import datasets
+
+    dtype = {"f": "float32", "i": "int64", "u": "int64", "b": "bool"}[array.dtype.kind]
+    if array.ndim == 1:
+        return datasets.Value(dtype)
+    if array.ndim == 2:
+        return datasets.Sequence(datasets.Value(dtype), length=array.shape[1])
+    shape = array.shape[1:]
+    array_type = {2: datasets.Array2D, 3: datasets.Array3D, 4: datasets.Array4D}[len(shape)]
+    return array_type(shape=shape, dtype=dtype)

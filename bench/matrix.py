@@ -1,0 +1,113 @@
+"""Matrix files and their expansion into cells.
+
+A matrix is a gin file binding `bench.matrix.Matrix`:
+
+    bench.matrix.Matrix.tasks = ['alignment1d_nonlinear']     # names under gin/tasks/ or paths
+    bench.matrix.Matrix.models = ['conv1d']
+    bench.matrix.Matrix.objectives = ['plain', 'dlc']
+    bench.matrix.Matrix.seeds = [0, 1, 2]
+    bench.matrix.Matrix.scale = 'smoke'                        # gin/scales/<scale>.gin
+    bench.matrix.Matrix.bindings = []                          # extra bindings for every cell
+
+A matrix may instead list `parts`, other matrix files (relative to `gin/`), one per task family,
+each with its own axes: `bench.matrix.Matrix.parts = ['matrices/cpu/alignment1d.gin', ...]`.
+
+A cell is the composition `scales/<scale>.gin, tasks/<t>.gin, models/<m>.gin, objectives/<o>.gin`,
+then any `--gin_file`, then the matrix's and the command line's bindings (later wins). Every cell is
+parsed and built in the driver before anything runs, so a malformed config stops the run with the
+file and line and writes nothing, and an incompatible combination is skipped with its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gin
+
+from bench import __version__
+from bench.cell import Cell
+from bench.config import ConfigError, expand, resolve, setup_gin, validate
+
+
+@gin.configurable(module="bench.matrix")
+@dataclass
+class Matrix:
+    """The axes of an experiment matrix (see the module docstring)."""
+
+    tasks: Sequence[str] = ()
+    models: Sequence[str] = ()
+    objectives: Sequence[str] = ()
+    seeds: Sequence[int] = (0,)
+    scale: str = "smoke"
+    bindings: Sequence[str] = field(default_factory=list)
+    parts: Sequence[str] = ()
+
+
+def load_matrix(path: Path) -> list[Matrix]:
+    """Parse a matrix file in a clean gin state; returns its axes as plain data, one `Matrix`
+    per part (a matrix without `parts` is its own single part)."""
+    validate([path])
+    try:
+        matrix = Matrix()
+    finally:
+        gin.clear_config()
+    if not matrix.parts:
+        return [matrix]
+    return [part for ref in matrix.parts for part in load_matrix(resolve("matrices", ref))]
+
+
+def cache_key(config_text: str, seed: int) -> str:
+    """sha256 of the canonical config text, the seed and the package version."""
+    blob = f"{config_text}\n# seed={seed}\n# dlc-bench={__version__}\n"
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def expand_cells(
+    matrix: Matrix,
+    results: Path,
+    gin_files: Sequence[str] = (),
+    gin_bindings: Sequence[str] = (),
+    device: str = "auto",
+) -> list[Cell]:
+    """Every (task, model, objective, seed) cell of `matrix`, validated, with skip reasons.
+
+    Raises `ConfigError` (file and line) on the first cell whose config does not parse or build.
+    """
+    from bench.run import Experiment
+
+    setup_gin()
+    if not (matrix.tasks and matrix.models and matrix.objectives and matrix.seeds):
+        raise ConfigError("a matrix needs at least one task, model, objective and seed")
+    scale_file = resolve("scales", matrix.scale)
+    extra = [resolve("", f) for f in gin_files]
+    bindings = list(matrix.bindings) + list(gin_bindings)
+    cells = []
+    for task in matrix.tasks:
+        for model in matrix.models:
+            for objective in matrix.objectives:
+                files = [scale_file, resolve("tasks", task), resolve("models", model),
+                         resolve("objectives", objective), *extra]
+                validate(files, bindings)
+                try:
+                    skip, reason = Experiment().skip()
+                except Exception as err:  # noqa: BLE001 - report which cell failed to build
+                    raise ConfigError(
+                        f"cell (task={task}, model={model}, objective={objective}) does not build: "
+                        f"{type(err).__name__}: {err}") from err
+                finally:
+                    gin.clear_config()
+                text = expand(files) + "".join(f"# --- binding\n{b}\n" for b in bindings)
+                for seed in matrix.seeds:
+                    key = cache_key(text, seed)
+                    names = [Path(str(n)).stem for n in (task, model, objective)]
+                    cells.append(Cell(
+                        run_id=f"{names[0]}-{names[1]}-{names[2]}-s{seed}-{key[:8]}",
+                        key=key, task=names[0], model=names[1], objective=names[2], seed=int(seed),
+                        scale=matrix.scale, config_text=text, results=str(results),
+                        files=tuple(str(f) for f in files), bindings=tuple(bindings),
+                        device=device, skip_reason=reason if skip else "",
+                    ))
+    return cells

@@ -1,0 +1,93 @@
+"""Runner benchmarks (`python -m bench.perf runner`): overhead per cell, resume time, pool speed-up.
+
+Everything is measured in one invocation on this machine, wall-clock, from the outside (a
+subprocess per command, as a user would run it), into throw-away results folders:
+
+1. overhead per cell: a matrix of cells with no training (`epochs = 0`, no landscape, 8 test
+   examples), so the time is the runner's own: process start, imports, gin parsing and validation,
+   data cache look-up, writing the run folder; for `sequential` and for the `local` pool;
+2. re-run time of a finished matrix (everything cached: what `resume` costs);
+3. throughput of the `local` executor with 2 workers x 1 thread vs `sequential` with 2 threads,
+   on identical training cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+NO_TRAINING = [
+    "bench.run.Experiment.epochs = 0",
+    "bench.run.Experiment.landscape_examples = 0",
+    "bench.tasks.alignment1d.Alignment1D.n_test = 8",
+    "bench.tasks.alignment1d.Alignment1D.n_train = 8",
+]
+
+
+def _run(args: list[str], env: dict[str, str]) -> float:
+    begin = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bench", "run", *args, "--no-progress"], cwd=REPO,
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - begin
+
+
+def _matrix_args(results: Path, seeds: int, bindings: list[str]) -> list[str]:
+    args = ["smoke", "--results", str(results), "--tasks", "alignment1d_nonlinear",
+            "--objectives", "plain,dlc", "--seeds", ",".join(map(str, range(seeds)))]
+    for binding in bindings:
+        args += ["--gin_bindings", binding]
+    return args
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m bench.perf runner", description=__doc__)
+    parser.add_argument("--seeds", type=int, default=4, help="seeds per objective (cells = 2x)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of the throughput cells")
+    args = parser.parse_args(argv)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cells = 2 * args.seeds
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        env["DLC_BENCH_CACHE"] = str(tmp_path / "cache")
+        _run(_matrix_args(tmp_path / "warm", 1, NO_TRAINING), env)  # fill the data cache
+        seq = _run(_matrix_args(tmp_path / "o-seq", args.seeds, NO_TRAINING), env)
+        loc = _run(_matrix_args(tmp_path / "o-loc", args.seeds, NO_TRAINING)
+                   + ["--executor", "local", "--jobs", "2", "--threads", "1"], env)
+        rerun = _run(_matrix_args(tmp_path / "o-seq", args.seeds, NO_TRAINING), env)
+        train = [f"bench.run.Experiment.epochs = {args.epochs}"]
+        t_seq = _run(_matrix_args(tmp_path / "t-seq", args.seeds, train) + ["--threads", "2"], env)
+        t_loc = _run(_matrix_args(tmp_path / "t-loc", args.seeds, train)
+                     + ["--executor", "local", "--jobs", "2", "--threads", "1"], env)
+    lines = [
+        f"cells per matrix: {cells} (alignment1d_nonlinear x conv1d x {{plain, dlc}} x "
+        f"{args.seeds} seeds, smoke scale); cpu count {os.cpu_count()}",
+        "",
+        "| measurement | wall time (s) | per cell (s) |",
+        "|---|---|---|",
+        f"| no-training matrix, sequential (1 process) | {seq:.1f} | {seq / cells:.2f} |",
+        f"| no-training matrix, local pool (2 workers, fresh process per cell) | {loc:.1f} | "
+        f"{loc / cells:.2f} |",
+        f"| re-run of the finished matrix (all cached) | {rerun:.1f} | {rerun / cells:.2f} |",
+        f"| training matrix ({args.epochs} epochs), sequential, 2 threads | {t_seq:.1f} | "
+        f"{t_seq / cells:.2f} |",
+        f"| training matrix ({args.epochs} epochs), local, 2 workers x 1 thread | {t_loc:.1f} | "
+        f"{t_loc / cells:.2f} |",
+        "",
+        f"local-pool speed-up over sequential on training cells: {t_seq / t_loc:.2f}x "
+        "(target >= 1.6x on 2 cores); re-run target <= 5 s: "
+        + ("met" if rerun <= 5 else "missed"),
+    ]
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Import every module that registers gin configurables, once per process.
+
+gin registrations are global and permanent (re-importing raises), so every process that parses a
+config imports this module first (through `bench.config.setup_gin`). A new task family adds its
+module here. The `dlc` target spaces are registered under `dlc.*` (e.g. `@dlc.Euclidean()`).
+"""
+
+import gin
+
+import bench.metrics  # noqa: F401
+import bench.objectives  # noqa: F401
+import bench.run  # noqa: F401
+import bench.tasks.alignment1d  # noqa: F401
+import bench.torch_configurables  # noqa: F401
+import dlc
+from bench import matrix  # noqa: F401
+
+for _space in (dlc.Euclidean, dlc.Simplex, dlc.Rotation, dlc.RigidTransform, dlc.Homography):
+    gin.external_configurable(_space, module="dlc")

@@ -1,0 +1,89 @@
+"""The task contract: what every task family gives the runner.
+
+A task is one member of a family (`alignment1d`, `sequence`, ...). The runner only talks to it
+through this interface, in plain tensors and dicts, BenchOpt-style:
+
+* `dataset(split)` -> `datasets.Dataset` in torch format (rows are dicts of tensors);
+* `forward(model, batch)` -> network outputs, whatever `h` closes over;
+* `target(batch)` -> the ground truth w* `[B, ...]`, a point of `space`;
+* `h(outputs, w)` -> the loss as a function of the target, `w` `[K, B, ...]` -> `[K, B]` (DLC's h);
+* `loss(model, outputs, batch, target)` -> scalar: the base method's own training loss, at `target`;
+* `solve(model, outputs, batch)` -> `[T+1, B, ...]`: the test-time iterative solver's iterates,
+  the initial point included;
+* `space` (a `dlc.Space`) gives the perturbations, the retraction and `distance(a, b)`;
+* `metrics`: the `bench.metrics.Metric` list bound in the task's gin file;
+* optionally `extras(model, outputs, batch, iterates)` -> task-specific per-iteration values
+  `{name: [T+1, B]}` (accuracy, corner error, ...), read by `bench.metrics.Extra`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlc import Space
+
+Batch = Mapping[str, torch.Tensor]
+
+
+class Task(abc.ABC):
+    """Base class of every task. Subclasses are gin configurables; construction must be cheap
+    (the driver builds each cell once to check compatibility), so data is made lazily."""
+
+    family: str = ""
+
+    def __init__(self, metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0) -> None:
+        self.metrics = list(metrics)
+        self.mu = mu  # the task's natural strong-convexity constant for DLC, in units of `space`
+        self.data_seed = data_seed  # data are fixed across training seeds: paired comparisons
+
+    # --- compatibility -------------------------------------------------------------------------
+    def skip(self, model: nn.Module, objective: Any) -> tuple[bool, str]:
+        """(True, reason) when this task cannot run with `model` / `objective`."""
+        family = getattr(model, "family", None)
+        if family != self.family:
+            return True, (
+                f"model {type(model).__name__} is for task family {family!r}, "
+                f"task {type(self).__name__} is {self.family!r}"
+            )
+        return False, ""
+
+    # --- data ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def dataset(self, split: str):
+        """`datasets.Dataset` (torch format) for split 'train' or 'test'."""
+
+    # --- the learning problem ------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def space(self) -> Space:
+        """Target space of w (perturbations, retraction, distance)."""
+
+    @abc.abstractmethod
+    def forward(self, model: nn.Module, batch: Batch) -> Any:
+        """Network outputs for `batch` (what `h` closes over)."""
+
+    @abc.abstractmethod
+    def target(self, batch: Batch) -> torch.Tensor:
+        """Ground truth w*, shape [B, ...]."""
+
+    @abc.abstractmethod
+    def h(self, outputs: Any, w: torch.Tensor) -> torch.Tensor:
+        """Loss as a function of the target: w [K, B, ...] -> [K, B]."""
+
+    @abc.abstractmethod
+    def loss(self, model: nn.Module, outputs: Any, batch: Batch, target: torch.Tensor) -> torch.Tensor:
+        """The base method's own training loss (scalar) when the ground truth is `target`."""
+
+    @abc.abstractmethod
+    def solve(self, model: nn.Module, outputs: Any, batch: Batch) -> torch.Tensor:
+        """Test-time iterates [T+1, B, ...] (initial point first)."""
+
+    def extras(self, model: nn.Module, outputs: Any, batch: Batch,
+               iterates: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Task-specific per-iteration values, each [T+1, B] (none by default)."""
+        return {}
