@@ -15,6 +15,7 @@ class Cell:
     files, bindings: where that text came from (for the record).
     results: the results folder (a string, so the cell pickles anywhere).
     skip_reason: non-empty when the combination is incompatible (never run).
+    progress: show a per-epoch progress bar (sequential runs on a terminal only).
     """
 
     run_id: str
@@ -31,6 +32,7 @@ class Cell:
     device: str = "auto"
     threads: int = 0
     skip_reason: str = ""
+    progress: bool = False
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

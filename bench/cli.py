@@ -6,11 +6,12 @@ import argparse
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from bench.config import ConfigError, resolve
 from bench.executors import EXECUTORS, execute
-from bench.store import clean_staging, collect, is_done, read_run
+from bench.store import clean_staging, collect, is_done, read_run, record_skipped
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,6 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
 
     todo = [c for c in cells if statuses[c.run_id].startswith("to run")]
+    if args.executor == "sequential" and not args.no_progress and sys.stderr.isatty():
+        todo = [replace(c, progress=True) for c in todo]
     skipped = [c for c in cells if c.skip_reason]
     removed = clean_staging(results)
     if removed:
@@ -97,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{len(skipped)} skipped, {len(todo)} to run -> {results}")
     for cell in skipped:
         print(f"  skipped {cell.run_id}: {cell.skip_reason}")
+        record_skipped(results, cell)
     begin = time.time()
     outcomes = execute(todo, args.executor, args.jobs, args.threads)
     failed = []
@@ -132,7 +136,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     cols = ["run_id", "status", "reason", "wall_time_s"]
-    print(tabulate(runs[cols].fillna(""), headers=cols, tablefmt="github", showindex=False))
+    print(tabulate(runs[cols].astype(object).fillna(""), headers=cols, tablefmt="github", showindex=False))
     return 0
 
 

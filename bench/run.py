@@ -25,6 +25,7 @@ import gin
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 import dlc
 from bench import __version__
@@ -123,7 +124,8 @@ class _Recorder:
                           "value": float(value)})
 
 
-def train(exp: Experiment, device: torch.device, seed: int, rec: _Recorder) -> dict[str, Any]:
+def train(exp: Experiment, device: torch.device, seed: int, rec: _Recorder,
+          progress: bool = False) -> dict[str, Any]:
     """Train `exp.model` with `exp.objective`; records `train_loss` (and objective logs) per epoch.
 
     Returns timing info. Raises `Diverged` on a non-finite loss.
@@ -134,7 +136,8 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: _Recorder) -> d
     optimizer = exp.optimizer(params, lr=exp.lr)
     order_rng = torch.Generator().manual_seed(seed)
     step, step_times = 0, []
-    for epoch in range(exp.epochs):
+    for epoch in tqdm(range(exp.epochs), desc=rec.ident["run_id"][:40], unit="epoch",
+                      leave=False, disable=not progress):
         model.train()
         sums: dict[str, float] = defaultdict(float)
         count = 0
@@ -257,7 +260,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         exp.model.to(device)
         exp.objective.setup(exp.task)
         exp.objective.to(device)
-        record.update(train(exp, device, cell.seed, rec))
+        record.update(train(exp, device, cell.seed, rec, progress=cell.progress))
         record["metric_directions"] = {m.name: m.direction for m in exp.task.metrics}
         evaluate(exp, device, rec)
         writer.write_text("operative.gin", gin.operative_config_str())

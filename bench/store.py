@@ -30,6 +30,9 @@ import pandas as pd
 COLUMNS = ["run_id", "task", "model", "objective", "seed", "phase", "step", "metric", "value"]
 PHASES = ("train", "test", "test_iter", "landscape")
 STATUSES = ("done", "failed", "diverged", "skipped")
+RUN_FIELDS = ("run_id", "task", "model", "objective", "seed", "scale", "status", "reason", "device",
+              "device_name", "wall_time_s", "step_time_s", "threads", "cpu", "python", "torch",
+              "package_version", "git_sha", "key")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -114,6 +117,18 @@ class RunWriter:
         shutil.rmtree(self.stage, ignore_errors=True)
 
 
+def record_skipped(results: Path, cell) -> None:
+    """Publish a `skipped` run.json for an incompatible cell (so reports list it), once."""
+    previous = read_run(results, cell.run_id)
+    if previous and previous.get("status") == "skipped" and previous.get("key") == cell.key:
+        return
+    record = {k: v for k, v in cell.to_dict().items() if k not in ("config_text", "results")}
+    record.update(status="skipped", reason=cell.skip_reason)
+    writer = RunWriter(results, cell.run_id)
+    writer.write_text("config.gin", cell.config_text)
+    writer.publish(record)
+
+
 def clean_staging(results: Path) -> int:
     """Remove staging folders left by killed workers; returns how many were removed."""
     folder = runs_dir(results)
@@ -135,9 +150,9 @@ def collect(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if run.name.startswith(".") or not (run / "run.json").exists():
             continue
         record = json.loads((run / "run.json").read_text())
-        records.append({k: record.get(k) for k in (
-            "run_id", "task", "model", "objective", "seed", "scale", "status", "reason",
-            "device", "wall_time_s", "step_time_s", "key")})
+        row = {k: record.get(k) for k in RUN_FIELDS}
+        row["metric_directions"] = json.dumps(record.get("metric_directions") or {})
+        records.append(row)
         if (run / "metrics.parquet").exists():
             frames.append(pd.read_parquet(run / "metrics.parquet"))
     metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)

@@ -194,7 +194,10 @@ def test_incompatible_cells_are_skipped_with_reason(tmp_path: Path, plugin_dir: 
     assert "skipped: model OtherFamilyModel is for task family 'not_alignment1d'" in out
     assert not results.exists()  # a dry run writes nothing
     assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress") == 0
-    assert len(run_records(results)) == 1
+    statuses = sorted(r["status"] for r in run_records(results).values())
+    assert statuses == ["done", "skipped"]
+    skipped = next(r for r in run_records(results).values() if r["status"] == "skipped")
+    assert "not_alignment1d" in skipped["reason"]
 
 
 def test_kill_minus_nine_then_rerun_loses_and_duplicates_nothing(tmp_path: Path) -> None:
