@@ -205,9 +205,18 @@ def evaluate(exp: Experiment, device: torch.device, rec: _Recorder) -> None:
         outputs = task.forward(model, batch)
         target = task.target(batch)
         generator = torch.Generator(device=device).manual_seed(0)  # same rays for every objective
-        rate = dlc.violation_rate(lambda w: task.h(outputs, w), target, task.space, rays=rays,
-                                  points=points, generator=generator)
+        def energy(w: torch.Tensor) -> torch.Tensor:
+            return task.h(outputs, w)
+
+        rate = dlc.violation_rate(energy, target, task.space, rays=rays, points=points,
+                                  generator=generator)
         rec.add("landscape", 0, "violation_rate", float(rate))
+        # h(w* + t d) - h(w*) along one random direction per example, |d| = the sampling radius
+        ts, values = dlc.slice_1d(energy, target, task.space, generator=generator)
+        gap = (values - energy(target[None])).mean(dim=1)
+        for i, (t, value) in enumerate(zip(ts.tolist(), gap.tolist())):
+            rec.add("landscape", i, "slice_t", t)
+            rec.add("landscape", i, "slice_h", value)
 
 
 def _git_sha() -> str | None:

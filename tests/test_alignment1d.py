@@ -64,7 +64,7 @@ def test_gauss_newton_converges_from_a_small_offset_on_same_modality() -> None:
                                        TargetNoise(), Margin()])
 def test_every_objective_trains_the_features(objective: torch.nn.Module) -> None:
     torch.manual_seed(0)
-    task = Alignment1D(n_train=32, n_test=8, unroll=3)
+    task = Alignment1D(length=64, max_shift=6.0, n_train=32, n_test=8, unroll=3)
     pairs = make_pairs(16, 64, 6.0, "nonlinear", 0.05, 3, seed=2)
     batch = {k: torch.from_numpy(v) for k, v in pairs.items()}
     model = ConvFeatures(width=8, depth=2)
@@ -84,3 +84,14 @@ def test_dlc_objective_uses_the_task_mu_unless_bound() -> None:
     explicit.setup(task)
     assert float(implicit.star.mu) == pytest.approx(0.07)
     assert float(explicit.star.mu) == pytest.approx(0.5)
+
+
+def test_energy_loss_is_the_energy_at_the_ground_truth() -> None:
+    task = Alignment1D(length=64, max_shift=6.0, loss="energy")
+    pairs = make_pairs(8, 64, 6.0, "nonlinear", 0.05, 3, seed=5)
+    batch = {k: torch.from_numpy(v) for k, v in pairs.items()}
+    outputs = task.forward(ConvFeatures(width=8, depth=2), batch)
+    expected = task.h(outputs, batch["shift"][None]).mean()
+    torch.testing.assert_close(task.loss(None, outputs, batch, batch["shift"]), expected)
+    with pytest.raises(ValueError, match="loss must be 'unrolled' or 'energy'"):
+        Alignment1D(loss="mse")

@@ -70,7 +70,7 @@ def test_end_to_end_store_layout_and_resume(tmp_path: Path) -> None:
         by_phase = frame.groupby("phase")["metric"].apply(set)
         assert "train_loss" in by_phase["train"]
         assert {"distance", "optimality_gap", "success@1"} <= by_phase["test"]
-        assert by_phase["landscape"] == {"violation_rate"}
+        assert by_phase["landscape"] == {"violation_rate", "slice_t", "slice_h"}
         iters = frame[(frame.phase == "test_iter") & (frame.metric == "distance")]
         assert sorted(iters["step"]) == list(range(5))  # initial point + 4 iterations
     dlc_run = next(r for r in records.values() if r["objective"] == "dlc")
