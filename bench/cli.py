@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.config import ConfigError, resolve
 from bench.executors import EXECUTORS, execute
-from bench.store import clean_staging, collect, is_done, read_run, record_skipped
+from bench.store import clean_staging, collect, is_done, read_run, record_status
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -100,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{len(skipped)} skipped, {len(todo)} to run -> {results}")
     for cell in skipped:
         print(f"  skipped {cell.run_id}: {cell.skip_reason}")
-        record_skipped(results, cell)
+        record_status(results, cell, "skipped", cell.skip_reason)
     begin = time.time()
     outcomes = execute(todo, args.executor, args.jobs, args.threads)
     failed = []

@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,15 @@ def visible_gpus() -> list[str]:
 
 
 def _failed(cell: Cell, err: BaseException) -> dict[str, Any]:
-    return {"run_id": cell.run_id, "status": "failed",
-            "reason": f"worker died: {type(err).__name__}: {err}", "wall_time_s": None}
+    """Outcome of a cell whose worker died (crash, OOM kill); recorded in its run folder too, so
+    `list` and reports show it (it is not cached: the next run retries it)."""
+    from bench.store import read_run, record_status
+
+    reason = f"worker process died: {type(err).__name__}: {err}"
+    previous = read_run(Path(cell.results), cell.run_id)
+    if previous is None or previous.get("key") != cell.key:
+        record_status(Path(cell.results), cell, "failed", reason)
+    return {"run_id": cell.run_id, "status": "failed", "reason": reason, "wall_time_s": None}
 
 
 def run_sequential(cells: Sequence[Cell], threads: int = 0) -> Iterator[dict[str, Any]]:
@@ -72,25 +80,45 @@ def _pinned_run(cell: Cell) -> dict[str, Any]:
 
 
 def run_local(cells: Sequence[Cell], jobs: int, threads: int = 0) -> Iterator[dict[str, Any]]:
-    """Spawn pool of `jobs` workers; one process per cell; one GPU per worker when GPUs exist."""
+    """Spawn pool of `jobs` workers; one process per cell; one GPU per worker when GPUs exist.
+
+    A worker that dies (segfault, OOM kill) breaks the whole pool and every cell in flight with
+    it. Those cells are retried once, each alone in a fresh one-worker pool, so only the cell that
+    really kills its process is reported failed.
+    """
     gpus = visible_gpus() if any(c.device != "cpu" for c in cells) else []
     per_worker = threads or max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("spawn")
     manager = ctx.Manager() if gpus else None
-    slots = None
-    if manager is not None:
-        slots = manager.Queue()
-        for i in range(jobs):
-            slots.put(gpus[i % len(gpus)])
-    try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1,
+
+    def pool_run(batch: Sequence[Cell], workers: int, last_try: bool):
+        slots = None
+        if manager is not None:
+            slots = manager.Queue()
+            for i in range(workers):
+                slots.put(gpus[i % len(gpus)])
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1,
                                  initializer=_init_worker, initargs=(slots,)) as pool:
-            futures = {pool.submit(_pinned_run, replace(c, threads=per_worker)): c for c in cells}
+            futures = {pool.submit(_pinned_run, c): c for c in batch}
             for future in as_completed(futures):
                 try:
-                    yield future.result()
-                except Exception as err:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
-                    yield _failed(futures[future], err)
+                    yield future.result(), None
+                except BrokenProcessPool as err:
+                    yield (_failed(futures[future], err) if last_try else None), futures[future]
+                except Exception as err:  # noqa: BLE001
+                    yield _failed(futures[future], err), None
+
+    try:
+        broken = []
+        for outcome, cell in pool_run([replace(c, threads=per_worker) for c in cells], jobs,
+                                      last_try=False):
+            if outcome is None:
+                broken.append(cell)
+            else:
+                yield outcome
+        for cell in broken:
+            for outcome, _ in pool_run([cell], 1, last_try=True):
+                yield outcome
     finally:
         if manager is not None:
             manager.shutdown()

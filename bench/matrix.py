@@ -12,7 +12,8 @@ A matrix is a gin file binding `bench.matrix.Matrix`:
 A matrix may instead list `parts`, other matrix files (relative to `gin/`), one per task family,
 each with its own axes: `bench.matrix.Matrix.parts = ['matrices/cpu/alignment1d.gin', ...]`.
 
-A cell is the composition `scales/<scale>.gin, tasks/<t>.gin, models/<m>.gin, objectives/<o>.gin`,
+A cell is the composition `scales/<scale>.gin, scales/<scale>/<family>.gin, tasks/<t>.gin,
+models/<m>.gin, objectives/<o>.gin` (the family is the task file's name up to its first `_`),
 then any `--gin_file`, then the matrix's and the command line's bindings (later wins). Every cell is
 parsed and built in the driver before anything runs, so a malformed config stops the run with the
 file and line and writes nothing, and an incompatible combination is skipped with its reason.
@@ -29,7 +30,7 @@ import gin
 
 from bench import __version__
 from bench.cell import Cell
-from bench.config import ConfigError, expand, resolve, setup_gin, validate
+from bench.config import GIN_ROOT, ConfigError, expand, resolve, setup_gin, validate
 
 
 @gin.configurable(module="bench.matrix")
@@ -57,6 +58,14 @@ def load_matrix(path: Path) -> list[Matrix]:
     if not matrix.parts:
         return [matrix]
     return [part for ref in matrix.parts for part in load_matrix(resolve("matrices", ref))]
+
+
+def family_scale(scale: str, task_file: Path) -> list[Path]:
+    """`gin/scales/<scale>/<family>.gin` for a task file named `<family>_<variant>.gin`, if any:
+    the family's sizes at that scale. Only a cell's own family file is part of its config (and
+    cache key), so editing one family's sizes never invalidates another family's results."""
+    path = GIN_ROOT / "scales" / scale / f"{task_file.stem.split('_', 1)[0]}.gin"
+    return [path] if path.is_file() else []
 
 
 def cache_key(config_text: str, seed: int) -> str:
@@ -88,8 +97,9 @@ def expand_cells(
     for task in matrix.tasks:
         for model in matrix.models:
             for objective in matrix.objectives:
-                files = [scale_file, resolve("tasks", task), resolve("models", model),
-                         resolve("objectives", objective), *extra]
+                task_file = resolve("tasks", task)
+                files = [scale_file, *family_scale(matrix.scale, task_file), task_file,
+                         resolve("models", model), resolve("objectives", objective), *extra]
                 validate(files, bindings)
                 try:
                     skip, reason = Experiment().skip()

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bench.provenance import cpu_name
 from dlc import Euclidean, StarConvexLoss
 
 SAMPLES = (1, 4, 8, 16)
@@ -53,18 +54,8 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 3) -> floa
     return statistics.median(times)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_line(threads: int) -> str:
-    return (f"CPU: {cpu_model()}; torch {torch.__version__}; threads {threads}; "
+    return (f"CPU: {cpu_name()}; torch {torch.__version__}; threads {threads}; "
             f"python {platform.python_version()}")
 
 

@@ -12,12 +12,12 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from bench import __version__
 from bench.cell import Cell
 from bench.metrics import Trace
 from bench.objectives import Objective
+from bench.provenance import cpu_name, git_sha
 from bench.store import RunWriter
 from bench.tasks.base import Task
 
@@ -219,25 +220,6 @@ def evaluate(exp: Experiment, device: torch.device, rec: _Recorder) -> None:
             rec.add("landscape", i, "slice_h", value)
 
 
-def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
-        return out.stdout.strip() if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run_cell(cell: Cell) -> dict[str, Any]:
     """Run `cell` in this process and publish its run folder. Returns a short outcome dict."""
     from bench.config import parse_text
@@ -247,10 +229,10 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     record: dict[str, Any] = {
         **{k: v for k, v in cell.to_dict().items() if k not in ("config_text", "results")},
         "injected": {"seed": cell.seed, "device": cell.device},
-        "package_version": __version__, "git_sha": _git_sha(),
+        "package_version": __version__, "git_sha": git_sha(),
         "python": sys.version.split()[0], "torch": torch.__version__,
-        "platform": platform.platform(), "cpu": _cpu_name(), "pid": os.getpid(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "platform": platform.platform(), "cpu": cpu_name(), "pid": os.getpid(),
+        "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
     }
     rec = _Recorder(cell)
     try:
@@ -282,7 +264,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     finally:
         gin.clear_config()
     record["wall_time_s"] = time.time() - started
-    record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record["finished"] = datetime.now(timezone.utc).isoformat()
     writer.write_metrics(rec.rows)
     writer.publish(record)
     return {"run_id": cell.run_id, "status": record["status"], "reason": record["reason"],

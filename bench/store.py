@@ -23,16 +23,17 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 COLUMNS = ["run_id", "task", "model", "objective", "seed", "phase", "step", "metric", "value"]
 PHASES = ("train", "test", "test_iter", "landscape")
-STATUSES = ("done", "failed", "diverged", "skipped")
+STATUSES = ("done", "failed", "diverged", "skipped", "superseded")
 RUN_FIELDS = ("run_id", "task", "model", "objective", "seed", "scale", "status", "reason", "device",
               "device_name", "wall_time_s", "step_time_s", "threads", "cpu", "python", "torch",
-              "package_version", "git_sha", "key")
+              "package_version", "git_sha", "key", "finished")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -117,13 +118,15 @@ class RunWriter:
         shutil.rmtree(self.stage, ignore_errors=True)
 
 
-def record_skipped(results: Path, cell) -> None:
-    """Publish a `skipped` run.json for an incompatible cell (so reports list it), once."""
+def record_status(results: Path, cell, status: str, reason: str) -> None:
+    """Publish a run.json without metrics for a cell that never ran to the end in a worker: an
+    incompatible (`skipped`) cell, or one whose worker process died (`failed`). Idempotent."""
     previous = read_run(results, cell.run_id)
-    if previous and previous.get("status") == "skipped" and previous.get("key") == cell.key:
+    if previous and previous.get("status") == status and previous.get("key") == cell.key \
+            and previous.get("reason") == reason:
         return
     record = {k: v for k, v in cell.to_dict().items() if k not in ("config_text", "results")}
-    record.update(status="skipped", reason=cell.skip_reason)
+    record.update(status=status, reason=reason, finished=datetime.now(timezone.utc).isoformat())
     writer = RunWriter(results, cell.run_id)
     writer.write_text("config.gin", cell.config_text)
     writer.publish(record)
@@ -141,7 +144,10 @@ def clean_staging(results: Path) -> int:
 def collect(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rebuild `results.parquet`/`.csv` and `runs.parquet`/`.csv` from the run folders.
 
-    Returns (metrics, runs): the tidy metrics of every run with a metrics file, and one row per run.
+    Returns (metrics, runs): one row per run, and the tidy metrics of every run with a metrics
+    file. When a config changed, the old run folder (other cache key, same task, model, objective
+    and seed) stays on disk; only the most recently finished one counts, the others are listed
+    with status `superseded` and their metrics are left out.
     """
     results = Path(results)
     records, frames = [], []
@@ -155,8 +161,14 @@ def collect(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         records.append(row)
         if (run / "metrics.parquet").exists():
             frames.append(pd.read_parquet(run / "metrics.parquet"))
-    metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     runs = pd.DataFrame(records)
+    if not runs.empty:  # a changed config leaves the old run beside the new one: newest wins
+        order = runs.sort_values("finished", na_position="first", kind="stable")
+        stale = order.duplicated(["task", "model", "objective", "seed"], keep="last")
+        runs.loc[stale[stale].index, "status"] = "superseded"
+        live = set(runs.loc[runs.status != "superseded", "run_id"])
+        frames = [f for f in frames if f.empty or f["run_id"].iloc[0] in live]
+    metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     for frame, name in ((metrics, "results"), (runs, "runs")):
         atomic_write_frame(frame, results / f"{name}.parquet")
         atomic_write_frame(frame, results / f"{name}.csv")

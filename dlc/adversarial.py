@@ -61,7 +61,10 @@ def projected_ascent(objective: Callable[[Tensor], Tensor], delta: Tensor, space
         if grad is None:  # the hinge does not depend on delta: nothing to climb
             break
         with torch.no_grad():
-            norm = grad.flatten(2).norm(dim=-1).clamp_min(torch.finfo(grad.dtype).tiny)
-            moved = current + (step_size * radius / norm)[expand] * grad
-            current = space.project(target, moved)
+            # unit ascent direction per (s, b); a zero gradient (a flat hinge, e.g. a clamped
+            # border) means no step there, never 0 * (radius / tiny) = 0 * inf = NaN
+            norm = grad.flatten(2).norm(dim=-1)  # [S, B]
+            unit = torch.where((norm > 0)[expand], grad / norm.clamp_min(1e-30)[expand],
+                               torch.zeros_like(grad))
+            current = space.project(target, current + (step_size * radius)[expand] * unit)
     return best.detach()

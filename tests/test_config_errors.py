@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import GIN_ROOT, ConfigError, expand, resolve, validate
+from bench.matrix import family_scale
 from tests.conftest import bench_cli
 from tests.test_runner import write_matrix
 
@@ -80,10 +81,14 @@ def test_unknown_axis_name_suggests_the_closest(capsys: pytest.CaptureFixture) -
 
 def test_every_shipped_gin_file_parses_in_a_cell() -> None:
     """Each task/model/objective/scale file composes into a valid cell with the others."""
-    scale = resolve("scales", "smoke")
-    for task in sorted((GIN_ROOT / "tasks").glob("*.gin")):
+    for scale in ("smoke", "cpu", "paper"):
+        for task in sorted((GIN_ROOT / "tasks").glob("*.gin")):
+            for model in sorted((GIN_ROOT / "models").glob("*.gin")):
+                validate([resolve("scales", scale), *family_scale(scale, task), task, model,
+                          resolve("objectives", "dlc")])
         for objective in sorted((GIN_ROOT / "objectives").glob("*.gin")):
-            validate([scale, task, resolve("models", "conv1d"), objective])
+            validate([resolve("scales", scale), resolve("tasks", "alignment1d_nonlinear"),
+                      resolve("models", "conv1d"), objective])
     for path in sorted((GIN_ROOT / "scales").glob("*.gin")):
         assert "# --- file:" in expand([path])
 

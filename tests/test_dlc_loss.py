@@ -267,3 +267,19 @@ def test_runs_on_cuda() -> None:
     rot = StarConvexLoss(Rotation(), perturbation="adversarial")(
         lambda r: (r - rotations).pow(2).sum((-1, -2)), rotations)
     assert torch.isfinite(rot.total)
+
+
+def test_adversarial_search_survives_a_flat_hinge() -> None:
+    """A zero gradient w.r.t. delta (flat h, e.g. a clamped border) means no ascent step; it once
+    gave 0 * (radius / tiny) = NaN perturbations, which crashed grid_sample in a worker."""
+    offset = torch.zeros((), requires_grad=True)
+
+    def flat(w: torch.Tensor) -> torch.Tensor:
+        assert torch.isfinite(w).all(), "h was evaluated at a non-finite target"
+        return (w * 0).sum(-1) + offset
+
+    target = torch.randn(6, 3)
+    loss = StarConvexLoss(Euclidean(scale=16.0), samples=3, mu=0.0, perturbation="adversarial")
+    result = loss(flat, target, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(result.delta).all() and torch.isfinite(result.total)
+    assert (result.delta.abs() <= 16.0).all()

@@ -87,6 +87,20 @@ def test_end_to_end_store_layout_and_resume(tmp_path: Path) -> None:
     assert stamps == {r: (results / "runs" / r / "run.json").stat().st_mtime_ns for r in records}
 
 
+def test_a_changed_config_supersedes_the_old_run(tmp_path: Path) -> None:
+    matrix = write_matrix(tmp_path, ["plain"])
+    results = tmp_path / "out"
+    assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress") == 0
+    assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress",
+                     "--gin_bindings", "bench.run.Experiment.lr = 0.01") == 0
+    runs = pd.read_parquet(results / "runs.parquet")
+    assert sorted(runs["status"]) == ["done", "superseded"]
+    new = runs.loc[runs.status == "done", "run_id"].item()
+    assert "lr = 0.01" in (results / "runs" / new / "config.gin").read_text()
+    table = pd.read_parquet(results / "results.parquet")
+    assert set(table["run_id"]) == {new}
+
+
 def test_same_cell_twice_gives_identical_metrics(tmp_path: Path) -> None:
     matrix = write_matrix(tmp_path, ["dlc"])
     frames = []
@@ -137,6 +151,13 @@ class OtherFamilyModel(torch.nn.Module):
     family = "not_alignment1d"
 
 gin.external_configurable(OtherFamilyModel, module="my_plugin")
+
+@gin.configurable(module="my_plugin")
+class Crash(Objective):
+    """Kills its worker process the way a segfault would."""
+    def forward(self, task, model, outputs, batch):
+        import os
+        os._exit(139)
 '''
 
 
@@ -148,6 +169,7 @@ def _plugin_files(plugin_dir: Path) -> dict[str, Path]:
         "boom": "bench.run.Experiment.objective = @my_plugin.Boom()",
         "doubled": "bench.run.Experiment.objective = @my_plugin.DoubledPlain()",
         "other_model": "bench.run.Experiment.model = @my_plugin.OtherFamilyModel()",
+        "crash": "bench.run.Experiment.objective = @my_plugin.Crash()",
     }.items():
         files[name] = plugin_dir / f"{name}.gin"
         files[name].write_text(f"import my_plugin\n{body}\n")
@@ -239,6 +261,19 @@ def test_local_executor_matches_sequential(tmp_path: Path) -> None:
                                   loc.sort_values(key).reset_index(drop=True))
     pids = {r["pid"] for r in run_records(tmp_path / "loc").values()}
     assert len(pids) == 2 and os.getpid() not in pids  # one fresh process per cell
+
+
+def test_a_dying_worker_fails_only_its_own_cell(tmp_path: Path, plugin_dir: Path) -> None:
+    files = _plugin_files(plugin_dir)
+    matrix = write_matrix(tmp_path, ["plain", str(files["crash"]), "margin"])
+    results = tmp_path / "out"
+    assert bench_cli("run", str(matrix), "--results", str(results), "--executor", "local",
+                     "--jobs", "2", "--threads", "1", "--no-progress") == 1
+    by_objective = {r["objective"]: r for r in run_records(results).values()}
+    assert by_objective["plain"]["status"] == "done"
+    assert by_objective["margin"]["status"] == "done"
+    assert by_objective["crash"]["status"] == "failed"
+    assert "worker process died" in by_objective["crash"]["reason"]
 
 
 def test_submitit_local_executor(tmp_path: Path) -> None:

@@ -74,6 +74,9 @@ def warp(features: torch.Tensor, w: torch.Tensor, start: int, stop: int) -> torc
     w: [K, B, 1] shifts in samples. Returns [K, B, C, stop - start] (linear interpolation, border
     clamping). Differentiable w.r.t. `features` and `w`.
     """
+    if w.device.type == "cpu" and not torch.isfinite(w).all():
+        # grid_sample on the CPU reads out of bounds at NaN coordinates (a segfault, not an error)
+        raise FloatingPointError("warp: non-finite shift w")
     k, b = w.shape[:2]
     _, c, n = features.shape
     pos = torch.arange(start, stop, device=w.device, dtype=w.dtype) + w  # [K, B, L]
