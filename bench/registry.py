@@ -11,6 +11,9 @@ import bench.metrics  # noqa: F401
 import bench.objectives  # noqa: F401
 import bench.run  # noqa: F401
 import bench.tasks.alignment1d  # noqa: F401
+import bench.tasks.homography  # noqa: F401
+import bench.tasks.registration  # noqa: F401
+import bench.tasks.sequence  # noqa: F401
 import bench.torch_configurables  # noqa: F401
 import dlc
 from bench import matrix  # noqa: F401

@@ -1,0 +1,51 @@
+"""Reader of the ModelNet40 HDF5 release (Wu et al. 2015; PointNet's `modelnet40_ply_hdf5_2048`)
+from a local folder. Nothing is downloaded: the canonical Stanford URL is dead; place the files
+in a folder and bind its path (`Registration.root`).
+
+Expected in `root`: `ply_data_train*.h5`, `ply_data_test*.h5` (keys `data` [S, 2048, 3],
+`label` [S, 1], optionally `normal` [S, 2048, 3]) and `shape_names.txt` (40 names).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+EXPECTED = ("ply_data_train*.h5", "ply_data_test*.h5", "shape_names.txt")
+
+
+def load_modelnet40(root: str | Path, partition: str) -> dict[str, np.ndarray]:
+    """All shapes of `partition` ('train' or 'test') in `root`.
+
+    Returns `data` [S, P, 3], `normal` [S, P, 3] (zeros if the files have none), float32, and
+    `label` [S] int64. Raises `FileNotFoundError` naming the folder and the missing files.
+    """
+    if partition not in ("train", "test"):
+        raise ValueError(f"partition must be 'train' or 'test', got {partition!r}")
+    folder = Path(root).expanduser()
+    missing = [pattern for pattern in EXPECTED if not sorted(folder.glob(pattern))]
+    if not folder.is_dir() or missing:
+        raise FileNotFoundError(
+            f"ModelNet40 HDF5 files not found in {str(folder)!r}: missing "
+            f"{', '.join(missing if folder.is_dir() else EXPECTED)} (expected "
+            f"{', '.join(EXPECTED)} from modelnet40_ply_hdf5_2048; nothing is downloaded, bind "
+            "bench.tasks.registration.Registration.root to the folder holding them)")
+    import h5py
+
+    data, normal, label = [], [], []
+    for path in sorted(folder.glob(f"ply_data_{partition}*.h5")):
+        with h5py.File(path, "r") as f:
+            points = np.asarray(f["data"], dtype=np.float32)
+            data.append(points)
+            normal.append(np.asarray(f["normal"], dtype=np.float32) if "normal" in f
+                          else np.zeros_like(points))
+            label.append(np.asarray(f["label"], dtype=np.int64).reshape(-1))
+    return {"data": np.concatenate(data), "normal": np.concatenate(normal),
+            "label": np.concatenate(label)}
+
+
+def shape_names(root: str | Path) -> list[str]:
+    """The category names in `root/shape_names.txt`, in label order."""
+    return [line.strip() for line in (Path(root) / "shape_names.txt").read_text().splitlines()
+            if line.strip()]

@@ -1,0 +1,10 @@
+"""Task family `sequence`: training RNNs (tanh RNN, GRU, LSTM) with and without DLC.
+
+Modules: `generators` (adding, copy memory, 8x8 digits, MNIST-1D; offline), `mnist` (IDX parser
+and local MNIST loader), `models` (`Recurrent`), `task` (the tasks, `escaped`, `Escaped`).
+"""
+
+from bench.tasks.sequence import generators, mnist, models, task
+from bench.tasks.sequence.task import escaped
+
+__all__ = ["generators", "mnist", "models", "task", "escaped"]

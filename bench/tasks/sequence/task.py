@@ -1,0 +1,507 @@
+"""Task family `sequence`: training recurrent networks, with and without DLC.
+
+Protocols: the adding and copy-memory problems (Hochreiter & Schmidhuber 1997, in the form of
+Arjovsky et al. 2016), sequential and permuted MNIST (Le et al. 2015; pixels normalised with
+(0.1307, 0.3081), permutation seed 12008 as in the SBO-RNN code), their offline analogue on
+scikit-learn's 8x8 digits, and MNIST-1D (Greydanus 2020).
+
+How the family maps onto `bench.tasks.base.Task` (outputs are the network's read-outs
+`[B, L + 1, O]`, see `bench.tasks.sequence.models.Recurrent`):
+
+* classification (`Digits`, `MNIST1D`, `MNIST`): w* = one-hot label `[B, C]` on the simplex;
+  `h(w) = -sum_c w_c log softmax(z_L)_c`, the cross-entropy of the last read-out against a target
+  distribution w (linear in w); `loss` = mean h(w*), the usual CE.
+* regression (`Adding`): w* = the sum `[B, 1]`, Euclidean; `h(w) = (y_L - w)^2`; `loss` = MSE.
+* per-step classification (`Copy`): w* = the one-hot target of every step, flattened into the
+  batch: `[B * L, C]` (the `dlc.Simplex` space is per row, so each step is one DLC example);
+  `h` is the per-step CE and `loss` its mean over all B * L steps, the usual copy-task loss.
+* `solve`: the test-time iterative method of an RNN is its recurrence. The iterates are the
+  predictions read out after `checkpoints` evenly spaced portions of the sequence (after 0, L/K,
+  ..., L steps): class probabilities / the scalar; for `Copy`, steps not read yet carry the
+  initial state's read-out. `[K + 1, B, ...]`, the last one the final prediction.
+* `extras`: per checkpoint `accuracy` (percent) / `mse` / `ce` (copy: `ce` and
+  `recall_accuracy`), each beside `trivial_<name>`, its trivial baseline as a constant row, so
+  that tables can show both and `Escaped` can tell whether a run left the plateau.
+
+Trivial baselines (`task.trivial`): adding MSE 1/6 (predict 1), copy CE 10 ln 8 / (T + 20)
+(blank, then uniform over the alphabet) and recall accuracy 1/8, C-way classification accuracy
+1/C and CE ln C. The optimum of every loss is `task.optimum = 0`, so the per-epoch training
+`train_original` recorded by the runner is the optimality gap (`optimality_gap`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import gin
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.data import cached_dataset
+from bench.metrics import Metric, Trace
+from bench.tasks.base import Batch, Task
+from bench.tasks.sequence import generators, mnist
+from dlc import Euclidean, Simplex, Space
+
+RECIPE_VERSION = 1  # bump when a generator changes: it is part of the cache key
+
+
+# --- plateau escape ---------------------------------------------------------------------------
+def escaped(value: float, trivial: float, direction: Literal["min", "max"],
+            margin: float = 0.5, best: float | None = None) -> bool:
+    """Whether a final metric `value` left the trivial plateau.
+
+    True when `value` closes at least `margin` of the gap between the trivial baseline and the
+    best possible value `best` (default 0 for direction 'min', e.g. MSE / CE, and 100 for 'max',
+    e.g. accuracy in percent): for 'min', value <= trivial - margin * (trivial - best).
+    A non-finite value never escapes.
+    """
+    if direction not in ("min", "max"):
+        raise ValueError(f"direction must be 'min' or 'max', got {direction!r}")
+    if not math.isfinite(value):
+        return False
+    best = (0.0 if direction == "min" else 100.0) if best is None else best
+    threshold = trivial + margin * (best - trivial)
+    return value <= threshold if direction == "min" else value >= threshold
+
+
+@gin.configurable(module="bench.tasks.sequence.task")
+class Escaped(Metric):
+    """1.0 where the mean of `trace.extras[key]` escapes its trivial baseline
+    `trace.extras['trivial_' + key]` (see `escaped`), else 0.0, per checkpoint; named
+    `escaped_<key>`. Averaged over seeds it is the share of seeds that escape the plateau.
+
+    Args:
+        key: the extra to judge ('mse', 'ce', 'accuracy', ...).
+        direction: that extra's direction ('min' or 'max'); this metric itself is 'max'.
+        margin, best: see `escaped`.
+    """
+
+    direction = "max"
+
+    def __init__(self, key: str = "accuracy", direction: Literal["min", "max"] = "max",
+                 margin: float = 0.5, best: float | None = None) -> None:
+        self.key, self.key_direction, self.margin, self.best = key, direction, margin, best
+        self.name = f"escaped_{key}"
+
+    def __call__(self, trace: Trace) -> torch.Tensor:
+        for name in (self.key, f"trivial_{self.key}"):
+            if name not in trace.extras:
+                raise KeyError(f"metric {self.name!r}: the task records only {sorted(trace.extras)}")
+        values = trace.extras[self.key].mean(dim=1).tolist()
+        trivials = trace.extras[f"trivial_{self.key}"].mean(dim=1).tolist()
+        return torch.tensor([float(escaped(v, t, self.key_direction, self.margin, self.best))
+                             for v, t in zip(values, trivials)], dtype=torch.float64)
+
+
+# --- the family's base class --------------------------------------------------------------------
+class SequenceTask(Task):
+    """Shared machinery; subclasses define the data, `input_size`, `output_size` and `trivial`.
+
+    Args:
+        checkpoints: K, the number of evenly spaced read-outs after the initial one (iterates
+            [K + 1, B, ...]).
+        space: DLC target space (bound in the task's gin file).
+        metrics, mu, data_seed: see `bench.tasks.base.Task`.
+    """
+
+    family = "sequence"
+    kind: ClassVar[Literal["classification", "regression", "per_step"]] = "classification"
+    optimum: ClassVar[float] = 0.0  # the minimum of every loss of the family (CE, MSE)
+    name: ClassVar[str] = ""
+
+    def __init__(self, checkpoints: int = 8, space: Space | None = None,
+                 metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0) -> None:
+        super().__init__(metrics=metrics, mu=mu, data_seed=data_seed)
+        if checkpoints < 1:
+            raise ValueError(f"checkpoints must be >= 1, got {checkpoints}")
+        self.checkpoints = checkpoints
+        default = Euclidean(scale=0.5) if self.kind == "regression" else Simplex(scale=1.0)
+        self._space = space if space is not None else default
+
+    # --- to define in subclasses ----------------------------------------------------------------
+    input_size: int
+    output_size: int
+
+    @property
+    def trivial(self) -> dict[str, float]:
+        """Trivial baseline of each extra (a memoryless / constant predictor)."""
+        raise NotImplementedError
+
+    def _params(self, split: str) -> dict[str, Any]:
+        """Everything that determines the data of `split` (the cache key)."""
+        raise NotImplementedError
+
+    def _build(self, split: str) -> dict[str, np.ndarray]:
+        """Generate `split`: columns `x` and `y`."""
+        raise NotImplementedError
+
+    def inputs(self, batch: Batch) -> torch.Tensor:
+        """Network inputs [B, L, F] from a batch."""
+        return batch["x"]
+
+    # --- contract -------------------------------------------------------------------------------
+    @property
+    def space(self) -> Space:
+        return self._space
+
+    def skip(self, model: nn.Module, objective: Any) -> tuple[bool, str]:
+        skip, reason = super().skip(model, objective)
+        if skip:
+            return skip, reason
+        sizes = (getattr(model, "input_size", None), getattr(model, "output_size", None))
+        if sizes != (self.input_size, self.output_size):
+            return True, (f"model {type(model).__name__} has (input, output) sizes {sizes}, "
+                          f"task {type(self).__name__} needs {(self.input_size, self.output_size)}")
+        return False, ""
+
+    def dataset(self, split: str):
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        params = {"recipe": RECIPE_VERSION, "split": split, **self._params(split)}
+        return cached_dataset(f"sequence-{self.name}", params, lambda: self._build(split))
+
+    def forward(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return model(self.inputs(batch))
+
+    def loss(self, model: nn.Module, outputs: torch.Tensor, batch: Batch,
+             target: torch.Tensor) -> torch.Tensor:
+        return self.h(outputs, target[None]).mean()
+
+    def positions(self, length: int) -> torch.Tensor:
+        """Read-out indices [K + 1] of the checkpoints: round(k L / K), k = 0..K (0 = initial)."""
+        return torch.linspace(0, length, self.checkpoints + 1).round().long()
+
+    def _constant(self, like: torch.Tensor, value: float) -> torch.Tensor:
+        return torch.full_like(like, value)
+
+
+class _Classification(SequenceTask):
+    """One label per sequence, read out after the last step."""
+
+    kind = "classification"
+    classes: int = 10
+
+    @property
+    def output_size(self) -> int:  # type: ignore[override]
+        return self.classes
+
+    @property
+    def trivial(self) -> dict[str, float]:
+        return {"accuracy": 100.0 / self.classes, "ce": math.log(self.classes)}
+
+    def target(self, batch: Batch) -> torch.Tensor:
+        return F.one_hot(batch["y"].long(), self.classes).float()
+
+    def h(self, outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(outputs[:, -1].float(), dim=-1)  # [B, C]
+        return -(w * logp).sum(-1)  # [K, B]
+
+    def _checkpoint_logp(self, outputs: torch.Tensor) -> torch.Tensor:
+        """log-probabilities [K + 1, B, C] at the checkpoints."""
+        index = self.positions(outputs.shape[1] - 1).to(outputs.device)
+        return torch.log_softmax(outputs[:, index].float(), dim=-1).transpose(0, 1)
+
+    def solve(self, model: nn.Module, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self._checkpoint_logp(outputs).exp()
+
+    def extras(self, model: nn.Module, outputs: torch.Tensor, batch: Batch,
+               iterates: torch.Tensor) -> dict[str, torch.Tensor]:
+        logp = self._checkpoint_logp(outputs)
+        labels = batch["y"].long()
+        ce = -logp.gather(-1, labels[None, :, None].expand(len(logp), -1, 1))[..., 0]
+        accuracy = 100.0 * (logp.argmax(-1) == labels[None]).float()
+        trivial = self.trivial
+        return {"accuracy": accuracy, "ce": ce,
+                "trivial_accuracy": self._constant(ce, trivial["accuracy"]),
+                "trivial_ce": self._constant(ce, trivial["ce"])}
+
+
+# --- the tasks ----------------------------------------------------------------------------------
+@gin.configurable(module="bench.tasks.sequence.task")
+class Adding(SequenceTask):
+    """The adding problem: regress the sum of the two marked values of a length-T sequence.
+
+    Args:
+        length: T.
+        markers: 'halves' (one marker per half) or 'uniform' (see `generators.adding`).
+        n_train, n_test: dataset sizes.
+        Others: see `SequenceTask`.
+    """
+
+    kind = "regression"
+    name = "adding"
+    input_size = 2
+    output_size = 1
+
+    def __init__(self, length: int = 200, markers: Literal["halves", "uniform"] = "halves",
+                 n_train: int = 10000, n_test: int = 1000, checkpoints: int = 8,
+                 space: Space | None = None, metrics: Sequence[Any] = (), mu: float = 1.0,
+                 data_seed: int = 0) -> None:
+        super().__init__(checkpoints, space, metrics, mu, data_seed)
+        if markers not in ("halves", "uniform"):
+            raise ValueError(f"markers must be 'halves' or 'uniform', got {markers!r}")
+        self.length, self.markers = length, markers
+        self.sizes = {"train": n_train, "test": n_test}
+
+    @property
+    def trivial(self) -> dict[str, float]:
+        return {"mse": 1.0 / 6.0}
+
+    def _params(self, split: str) -> dict[str, Any]:
+        return {"n": self.sizes[split], "length": self.length, "markers": self.markers,
+                "seed": self.data_seed}
+
+    def _build(self, split: str) -> dict[str, np.ndarray]:
+        seed = 2 * self.data_seed + (split == "test")
+        return generators.adding(self.sizes[split], self.length, seed, self.markers)
+
+    def target(self, batch: Batch) -> torch.Tensor:
+        return batch["y"]
+
+    def h(self, outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return (outputs[:, -1, :1].float() - w).pow(2).sum(-1)
+
+    def solve(self, model: nn.Module, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        index = self.positions(outputs.shape[1] - 1).to(outputs.device)
+        return outputs[:, index, :1].float().transpose(0, 1)  # [K + 1, B, 1]
+
+    def extras(self, model: nn.Module, outputs: torch.Tensor, batch: Batch,
+               iterates: torch.Tensor) -> dict[str, torch.Tensor]:
+        mse = (iterates - batch["y"][None]).pow(2).sum(-1)
+        return {"mse": mse, "trivial_mse": self._constant(mse, self.trivial["mse"])}
+
+
+@gin.configurable(module="bench.tasks.sequence.task")
+class Copy(SequenceTask):
+    """The copy-memory problem: reproduce `symbols` symbols after a delay T.
+
+    Per-step targets are flattened into the batch (`target` is `[B * L, C]`, `h` `[K, B * L]`,
+    L = T + 2 * symbols), so each step is one example for DLC and for the metrics; all sequences
+    have the same length, so means over rows are means over sequences.
+
+    Extras: `ce` per step (trivial 10 ln 8 / (T + 20)); `recall_accuracy`, the accuracy on the
+    last `symbols` steps (trivial 100 / alphabet), stored as 100 * correct * L / symbols on those
+    rows and 0 on the others, so that its mean over rows is the recall accuracy.
+
+    Args:
+        delay: T.
+        symbols, alphabet: symbols to remember and their alphabet size.
+        n_train, n_test: dataset sizes.
+        Others: see `SequenceTask`.
+    """
+
+    kind = "per_step"
+    name = "copy"
+
+    def __init__(self, delay: int = 100, symbols: int = 10, alphabet: int = 8,
+                 n_train: int = 10000, n_test: int = 1000, checkpoints: int = 8,
+                 space: Space | None = None, metrics: Sequence[Any] = (), mu: float = 10.0,
+                 data_seed: int = 0) -> None:
+        super().__init__(checkpoints, space, metrics, mu, data_seed)
+        self.delay, self.symbols, self.alphabet = delay, symbols, alphabet
+        self.sizes = {"train": n_train, "test": n_test}
+        self.input_size = alphabet + 2  # blank, symbols, delimiter
+        self.output_size = alphabet + 1  # blank, symbols
+
+    @property
+    def length(self) -> int:
+        return self.delay + 2 * self.symbols
+
+    @property
+    def trivial(self) -> dict[str, float]:
+        return {"ce": self.symbols * math.log(self.alphabet) / self.length,
+                "recall_accuracy": 100.0 / self.alphabet}
+
+    def _params(self, split: str) -> dict[str, Any]:
+        return {"n": self.sizes[split], "delay": self.delay, "symbols": self.symbols,
+                "alphabet": self.alphabet, "seed": self.data_seed}
+
+    def _build(self, split: str) -> dict[str, np.ndarray]:
+        seed = 2 * self.data_seed + (split == "test")
+        return generators.copy_memory(self.sizes[split], self.delay, seed, self.symbols,
+                                      self.alphabet)
+
+    def inputs(self, batch: Batch) -> torch.Tensor:
+        return F.one_hot(batch["x"].long(), self.input_size).float()
+
+    def target(self, batch: Batch) -> torch.Tensor:
+        return F.one_hot(batch["y"].long(), self.output_size).float().flatten(0, 1)
+
+    def h(self, outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(outputs[:, 1:].float(), dim=-1).flatten(0, 1)  # [B * L, C]
+        return -(w * logp).sum(-1)
+
+    def _checkpoint_logp(self, outputs: torch.Tensor) -> torch.Tensor:
+        """log-probabilities [K + 1, B * L, C]: step s uses its own read-out once the checkpoint
+        has read it, the initial state's read-out before."""
+        logp = torch.log_softmax(outputs.float(), dim=-1)  # [B, L + 1, C]
+        length = logp.shape[1] - 1
+        index = self.positions(length).to(outputs.device)  # [K + 1]
+        steps = torch.arange(1, length + 1, device=outputs.device)
+        read = (steps[None] <= index[:, None])[:, None, :, None]  # [K + 1, 1, L, 1]
+        out = torch.where(read, logp[None, :, 1:], logp[None, :, :1])  # [K + 1, B, L, C]
+        return out.flatten(1, 2)
+
+    def solve(self, model: nn.Module, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self._checkpoint_logp(outputs).exp()
+
+    def extras(self, model: nn.Module, outputs: torch.Tensor, batch: Batch,
+               iterates: torch.Tensor) -> dict[str, torch.Tensor]:
+        logp = self._checkpoint_logp(outputs)
+        labels = batch["y"].long().flatten()  # [B * L]
+        ce = -logp.gather(-1, labels[None, :, None].expand(len(logp), -1, 1))[..., 0]
+        recall = torch.zeros(batch["y"].shape, dtype=torch.bool, device=labels.device)
+        recall[:, -self.symbols:] = True
+        correct = (logp.argmax(-1) == labels[None]).float()
+        weight = 100.0 * self.length / self.symbols
+        trivial = self.trivial
+        return {"ce": ce, "recall_accuracy": correct * recall.flatten()[None] * weight,
+                "trivial_ce": self._constant(ce, trivial["ce"]),
+                "trivial_recall_accuracy": self._constant(ce, trivial["recall_accuracy"])}
+
+
+@gin.configurable(module="bench.tasks.sequence.task")
+class Digits(_Classification):
+    """scikit-learn's 8x8 digits read as a sequence (offline analogue of sequential MNIST).
+
+    Args:
+        mode: 'pixel' (64 x 1), 'row' (8 x 8) or 'permuted' (64 x 1, fixed order `perm_seed`).
+        perm_seed: seed of the fixed pixel permutation (mode 'permuted').
+        n_test: size of the stratified test split (1797 images in all; `data_seed` seeds it).
+        n_train: use only the first n_train training images (None: all 1797 - n_test).
+        Others: see `SequenceTask`.
+    """
+
+    name = "digits"
+
+    def __init__(self, mode: Literal["pixel", "row", "permuted"] = "pixel",
+                 perm_seed: int = 12008, n_test: int = 360, n_train: int | None = None,
+                 checkpoints: int = 8, space: Space | None = None, metrics: Sequence[Any] = (),
+                 mu: float = 10.0, data_seed: int = 0) -> None:
+        super().__init__(checkpoints, space, metrics, mu, data_seed)
+        if mode not in ("pixel", "row", "permuted"):
+            raise ValueError(f"mode must be 'pixel', 'row' or 'permuted', got {mode!r}")
+        self.mode, self.perm_seed, self.n_test, self.n_train = mode, perm_seed, n_test, n_train
+        self.input_size = 8 if mode == "row" else 1
+
+    def _params(self, split: str) -> dict[str, Any]:
+        return {"mode": self.mode, "perm_seed": self.perm_seed, "n_test": self.n_test,
+                "n_train": self.n_train if split == "train" else None, "seed": self.data_seed}
+
+    def _build(self, split: str) -> dict[str, np.ndarray]:
+        columns = generators.digits(split, self.mode, self.perm_seed, self.data_seed, self.n_test)
+        if split == "train" and self.n_train is not None:
+            columns = {k: v[:self.n_train] for k, v in columns.items()}
+        return columns
+
+
+@gin.configurable(module="bench.tasks.sequence.task")
+class MNIST1D(_Classification):
+    """MNIST-1D (Greydanus 2020): 40-step 1-D digits, generated procedurally (no download).
+
+    Args:
+        samples: total samples (80 % train, 20 % test; the published set has 5000).
+        shuffle_seq: shuffle the spatial dimension (the package's harder variant).
+        data_seed: generator seed (42 = the published dataset).
+        Others: see `SequenceTask`.
+    """
+
+    name = "mnist1d"
+    input_size = 1
+
+    def __init__(self, samples: int = 5000, shuffle_seq: bool = False, checkpoints: int = 8,
+                 space: Space | None = None, metrics: Sequence[Any] = (), mu: float = 10.0,
+                 data_seed: int = 42) -> None:
+        super().__init__(checkpoints, space, metrics, mu, data_seed)
+        self.samples, self.shuffle_seq = samples, shuffle_seq
+
+    def _params(self, split: str) -> dict[str, Any]:
+        return {"samples": self.samples, "shuffle_seq": self.shuffle_seq, "seed": self.data_seed}
+
+    def _build(self, split: str) -> dict[str, np.ndarray]:
+        return generators.mnist1d(split, self.samples, self.data_seed, self.shuffle_seq)
+
+
+@gin.configurable(module="bench.tasks.sequence.task")
+class MNIST(_Classification):
+    """Sequential (pixel) or permuted MNIST from the user's files (Le et al. 2015 protocol).
+
+    Pixels are scaled to [0, 1] and normalised with (0.1307, 0.3081); 'pixel' mode reads 784
+    steps of 1 pixel, 'row' mode 28 steps of 28. `permute` applies the fixed permutation
+    `np.random.RandomState(perm_seed).permutation(784)` (pMNIST; 12008 as in the SBO-RNN code).
+
+    Args:
+        root: folder with the IDX files (or torchvision's `MNIST/raw` under it); nothing is
+            downloaded. A missing file is a `mnist.MissingDataError` naming files and folders.
+        source: 'idx' (local files) or 'hf' (`datasets.load_dataset('ylecun/mnist')`).
+        n_train, n_test: use only the first n examples of a split (None: all).
+        Others: see `SequenceTask`.
+    """
+
+    name = "mnist"
+
+    def __init__(self, root: str = "data/mnist", source: Literal["idx", "hf"] = "idx",
+                 permute: bool = False, perm_seed: int = 12008,
+                 mode: Literal["pixel", "row"] = "pixel", n_train: int | None = None,
+                 n_test: int | None = None, checkpoints: int = 8, space: Space | None = None,
+                 metrics: Sequence[Any] = (), mu: float = 10.0, data_seed: int = 0) -> None:
+        super().__init__(checkpoints, space, metrics, mu, data_seed)
+        if source not in ("idx", "hf"):
+            raise ValueError(f"source must be 'idx' or 'hf', got {source!r}")
+        if mode not in ("pixel", "row"):
+            raise ValueError(f"mode must be 'pixel' or 'row', got {mode!r}")
+        self.root, self.source, self.permute, self.perm_seed = root, source, permute, perm_seed
+        self.mode = mode
+        self.sizes = {"train": n_train, "test": n_test}
+        self.input_size = 28 if mode == "row" else 1
+        self._order: torch.Tensor | None = None
+
+    def dataset(self, split: str):
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if self.source == "hf":
+            images, labels = mnist.load_hf_mnist(split)
+        else:
+            images, labels = mnist.load_mnist(self.root, split)
+        n = self.sizes[split]  # pixels and labels both fit uint8: 4x less memory than int64
+        return in_memory_dataset({"x": images[:n], "y": labels[:n].astype(np.uint8)},
+                                 dtype=torch.uint8)
+
+    def order(self) -> torch.Tensor:
+        """Pixel order [784]: the fixed permutation, or the identity."""
+        if self._order is None:
+            perm = (np.random.RandomState(self.perm_seed).permutation(784)  # noqa: NPY002
+                    if self.permute else np.arange(784))
+            self._order = torch.from_numpy(perm)
+        return self._order
+
+    def inputs(self, batch: Batch) -> torch.Tensor:
+        x = (batch["x"].float() / 255.0 - mnist.MEAN) / mnist.STD  # [B, 784]
+        x = x[:, self.order().to(x.device)]
+        return x.reshape(len(x), 28, 28) if self.mode == "row" else x[:, :, None]
+
+
+def in_memory_dataset(columns: Mapping[str, np.ndarray], dtype: torch.dtype | None = None):
+    """`datasets.Dataset` (torch format) over numpy columns `[N]` / `[N, D]` without copying them
+    through Python lists (2-D columns become fixed-size lists). The torch formatter makes integer
+    columns int64 unless `dtype` is given (it then applies to every column)."""
+    import datasets
+    import pyarrow as pa
+
+    arrays = {}
+    for key, value in columns.items():
+        value = np.ascontiguousarray(value)
+        if value.ndim == 1:
+            arrays[key] = pa.array(value)
+        elif value.ndim == 2:
+            arrays[key] = pa.FixedSizeListArray.from_arrays(pa.array(value.reshape(-1)),
+                                                            value.shape[1])
+        else:
+            raise ValueError(f"column {key!r}: expected 1-D or 2-D, got shape {value.shape}")
+    kwargs = {} if dtype is None else {"dtype": dtype}
+    return datasets.Dataset(pa.table(arrays)).with_format("torch", **kwargs)
