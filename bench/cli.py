@@ -9,6 +9,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from bench.config import ConfigError, resolve
 from bench.executors import EXECUTORS, execute
 from bench.store import clean_staging, collect, is_done, read_run, record_status
@@ -90,6 +92,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
 
     todo = [c for c in cells if statuses[c.run_id].startswith("to run")]
+    results.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(results / ".run.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"another `bench run` is writing to {results}; waiting for it to finish "
+              f"(lock file {lock.lock_file})", file=sys.stderr)
+        lock.acquire()
+    try:
+        return _run_cells(args, results, cells, todo, statuses)
+    finally:
+        lock.release()
+
+
+def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
+               statuses: dict[str, str]) -> int:
+    """The part of `run` that writes: one driver at a time per results folder (a file lock), so
+    removing staging folders left by killed workers never touches a live run's."""
+    todo = [c for c in todo if not is_done(results, c.run_id, c.key)]  # done while we waited?
     if args.executor == "sequential" and not args.no_progress and sys.stderr.isatty():
         todo = [replace(c, progress=True) for c in todo]
     skipped = [c for c in cells if c.skip_reason]

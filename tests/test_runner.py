@@ -249,6 +249,29 @@ def test_kill_minus_nine_then_rerun_loses_and_duplicates_nothing(tmp_path: Path)
     assert table["run_id"].nunique() == 6
 
 
+def test_one_driver_at_a_time_per_results_folder(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    matrix = write_matrix(tmp_path, ["plain"])
+    results = tmp_path / "out"
+    results.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    log = tmp_path / "stderr.txt"
+    with FileLock(str(results / ".run.lock")), log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "bench", "run", str(matrix), "--results",
+                                 str(results), "--no-progress"], cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.time() + 120
+        while "another `bench run` is writing to" not in log.read_text():
+            assert proc.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert proc.poll() is None, "the second driver must wait for the lock"
+        assert not (results / "runs").exists()
+    assert proc.wait(timeout=120) == 0, log.read_text()
+    assert len(run_records(results)) == 1
+
+
 def test_local_executor_matches_sequential(tmp_path: Path) -> None:
     matrix = write_matrix(tmp_path, ["plain", "dlc"])
     assert bench_cli("run", str(matrix), "--results", str(tmp_path / "seq"), "--no-progress") == 0
