@@ -87,6 +87,12 @@ def run_counts(runs: pd.DataFrame) -> pd.Series:
     return runs.groupby(["task", "model", "objective"]).apply(describe, include_groups=False)
 
 
+def _natural(name: str) -> tuple:
+    """Sort key that puts success@3 before success@10."""
+    return tuple((0, float(p), "") if p.replace(".", "", 1).isdigit() else (1, 0.0, p)
+                 for p in re.split(r"(\d+(?:\.\d+)?)", name) if p)
+
+
 def _header(metric: str, directions: dict[str, str], latex: bool) -> str:
     """Column header with the metric's direction: `distance ↓`, `success@1 ↑`."""
     down = direction_of(metric, directions) == "min"
@@ -111,6 +117,7 @@ def final_table(summary: pd.DataFrame, runs: pd.DataFrame, directions: dict[str,
         text.loc[winners, "text"] = [bold % t for t in text.loc[winners, "text"]]
     wide = text.pivot_table(index=["task", "model", "objective"], columns="metric",
                             values="text", aggfunc="first")
+    wide = wide[sorted(wide.columns, key=_natural)]
     wide = wide.rename(columns={m: _header(m, directions, latex) for m in wide})
     counts = run_counts(runs) if not runs.empty else pd.Series(dtype=str)
     wide.insert(0, "runs", counts.reindex(wide.index).fillna("").to_numpy())
@@ -236,7 +243,7 @@ def task_figures(task: str, metrics: pd.DataFrame, out: Path) -> list[str]:
                                   columns="metric", values="value").reset_index()
         made += _lines(wide.rename(columns={"slice_t": "t", "slice_h": "h(w*+td) - h(w*)"}), "t",
                        "h(w*+td) - h(w*)", figs / f"{task}_landscape_slice",
-                       f"{task}: learned h along random rays through w*")
+                       f"{task}: h along rays through w*")
     return made
 
 
@@ -286,8 +293,10 @@ def provenance(runs: pd.DataFrame) -> list[str]:
         return []
     done = runs[runs.status == "done"]
 
-    def values(col: str) -> str:
-        return ", ".join(sorted({str(v) for v in runs.get(col, pd.Series(dtype=str)).dropna()}))
+    ran = done if not done.empty else runs
+
+    def values(col: str) -> str:  # from the runs that trained (skipped cells never ran)
+        return ", ".join(sorted({str(v) for v in ran.get(col, pd.Series(dtype=str)).dropna()}))
 
     wall = done["wall_time_s"].astype(float) if not done.empty else pd.Series(dtype=float)
     lines = [

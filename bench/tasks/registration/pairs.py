@@ -20,26 +20,20 @@ Protocols (each Euler angle U[0, max_angle_deg], R = Rx Ry Rz, t ~ U[-max_transl
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 PROTOCOLS = ("dcp", "prnet", "rpmnet", "so3")
 
 
 def euler_zyx_to_matrix(z: float, y: float, x: float) -> np.ndarray:
-    """R = Rx(x) Ry(y) Rz(z) (radians), DCP's composition."""
-    cx, sx, cy, sy, cz, sz = np.cos(x), np.sin(x), np.cos(y), np.sin(y), np.cos(z), np.sin(z)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rx @ ry @ rz
+    """R = Rx(x) Ry(y) Rz(z) (radians), DCP's composition (scipy's intrinsic 'XYZ')."""
+    return Rotation.from_euler("XYZ", [x, y, z]).as_matrix()
 
 
-def _uniform_rotation(rng: np.random.Generator) -> np.ndarray:
-    q = rng.standard_normal(4)
-    q /= np.linalg.norm(q)
-    w, x, y, z = q
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+def uniform_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random rotation [3, 3]: a normalised Gaussian quaternion (w, x, y, z)."""
+    w, x, y, z = rng.standard_normal(4)
+    return Rotation.from_quat([x, y, z, w]).as_matrix()  # scipy is scalar-last
 
 
 def _jitter(shape: tuple[int, ...], sigma: float, clip: float,
@@ -67,7 +61,7 @@ def make_pair(shape: np.ndarray, protocol: str, num_points: int, rng: np.random.
     if shape.shape[0] < num_points:
         raise ValueError(f"shape has {shape.shape[0]} points, the protocol needs {num_points}")
     if protocol == "so3":
-        rot = _uniform_rotation(rng)
+        rot = uniform_rotation(rng)
     else:
         z, y, x = np.deg2rad(rng.uniform(0.0, max_angle_deg, 3))
         rot = euler_zyx_to_matrix(z, y, x)

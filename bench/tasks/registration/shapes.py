@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.tasks.registration.pairs import uniform_rotation
+
 FAMILIES = ("ellipsoid", "cuboid", "table", "chair", "star",
             "cylinder", "prism", "lamp", "airplane", "mug")
 
@@ -24,15 +26,6 @@ Part = tuple[np.ndarray, float, float, np.ndarray, np.ndarray]  # size a [3], e1
 
 def _spow(x: np.ndarray, p: float) -> np.ndarray:
     return np.sign(x) * np.abs(x) ** p
-
-
-def _random_rotation(rng: np.random.Generator) -> np.ndarray:
-    q = rng.standard_normal(4)
-    q /= np.linalg.norm(q)
-    w, x, y, z = q
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def superquadric(a: np.ndarray, e1: float, e2: float, n: int,
@@ -135,7 +128,7 @@ def sample_shape(family: str, n_points: int, rng: np.random.Generator,
     jac = np.eye(3)[None] + 2 * np.einsum("kij,nj->nki", coef, points)  # [n, 3, 3]
     normals = np.linalg.solve(jac.transpose(0, 2, 1), normals[..., None])[..., 0]
     normals /= np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-12)
-    rot = _random_rotation(rng)
+    rot = uniform_rotation(rng)
     warped, normals = warped @ rot.T, normals @ rot.T
     warped = warped - (warped.max(0) + warped.min(0)) / 2
     warped /= np.linalg.norm(warped, axis=1).max()
