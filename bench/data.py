@@ -46,7 +46,6 @@ def cached_dataset(
     Returns:
         `datasets.Dataset` in torch format (each column a tensor of shape [N, ...]).
     """
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import datasets
 
     datasets.disable_progress_bars()
