@@ -167,6 +167,9 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: _Recorder,
             step += 1
         for key, total in sums.items():
             rec.add("train", epoch, key, total / max(count, 1))
+        if task.optimum is not None and "train_original" in sums:
+            rec.add("train", epoch, "train_optimality_gap",
+                    sums["train_original"] / max(count, 1) - task.optimum)
     return {
         "steps": step,
         "step_time_s": float(np.median(step_times)) if step_times else None,

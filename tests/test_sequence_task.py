@@ -246,7 +246,11 @@ def test_plain_and_dlc_run_end_to_end(tmp_path: Path) -> None:
     iters = table[(table.phase == "test_iter") & (table.metric == "mse")]
     assert sorted(iters.step.unique()) == list(range(9))  # 8 checkpoints + the initial state
     dlc = table[(table.objective == "dlc") & (table.phase == "train")]
-    assert {"train_hinge", "train_original"} <= set(dlc.metric)
+    assert {"train_hinge", "train_original", "train_optimality_gap"} <= set(dlc.metric)
+    train = table[table.phase == "train"].pivot_table(index=["run_id", "step"], columns="metric",
+                                                      values="value")
+    # the declared optimum is 0, so the gap is the base training loss itself
+    assert (train["train_optimality_gap"] == train["train_original"]).all()
 
 
 def test_mnist_cell_without_files_fails_with_the_missing_files(tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ class Task(abc.ABC):
     (the driver builds each cell once to check compatibility), so data is made lazily."""
 
     family: str = ""
+    #: the minimum of the base loss when the task declares one (e.g. 0 for CE/MSE); the runner then
+    #: records `train_optimality_gap` = training base loss - optimum per epoch
+    optimum: float | None = None
 
     def __init__(self, metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0) -> None:
         self.metrics = list(metrics)
