@@ -119,6 +119,7 @@ def test_paired_difference_and_bootstrap_are_the_shared_definitions(report: Path
     assert 1.0 <= lo < 2.5 < hi <= 4.0
     mean, std, n = stats.mean_std([1.0, 2.0, 3.0])
     assert (mean, n) == (2.0, 3) and std == pytest.approx(1.0)  # ddof=1
+    assert stats.median_iqr([1.0, 2.0, 3.0, 4.0]) == (2.5, 1.75, 3.25)
 
 
 def test_figures_are_written_and_not_empty(report: Path) -> None:
