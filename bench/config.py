@@ -20,7 +20,7 @@ import re
 import tokenize
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import gin
@@ -82,6 +82,13 @@ def _include_target(ref: str, where: str) -> Path:
     raise ConfigError(f"{where}: include {ref!r} not found (includes resolve against {GIN_ROOT})")
 
 
+def _lines(path: Path) -> Iterator[tuple[str, Path | None]]:
+    """Each line of a gin file with, for an `include` line, the file it names (else None)."""
+    for num, line in enumerate(path.read_text().splitlines(), start=1):
+        match = _INCLUDE.match(line)
+        yield line, _include_target(match["path"], f"{path}, line {num}") if match else None
+
+
 def expand(paths: Sequence[Path], _stack: tuple[Path, ...] = ()) -> str:
     """One gin text holding `paths` in order with every `include` inlined (recursively).
 
@@ -93,14 +100,8 @@ def expand(paths: Sequence[Path], _stack: tuple[Path, ...] = ()) -> str:
         path = Path(path).resolve()
         if path in _stack:
             raise ConfigError(f"{path}: include cycle through {' -> '.join(map(str, _stack))}")
-        lines = []
-        for num, line in enumerate(path.read_text().splitlines(), start=1):
-            match = _INCLUDE.match(line)
-            if match:
-                target = _include_target(match["path"], f'{path}, line {num}')
-                lines.append(expand([target], _stack + (path,)))
-            else:
-                lines.append(line)
+        lines = [line if target is None else expand([target], _stack + (path,))
+                 for line, target in _lines(path)]
         chunks.append(f"# --- file: {_display(path)}\n" + "\n".join(lines))
     return "\n".join(chunks) + "\n"
 
@@ -259,12 +260,12 @@ def _find_binding(paths: Sequence[Path], bindings: Sequence[str], selector: str,
 
 
 def _all_files(paths: Sequence[Path]) -> list[Path]:
+    """`paths` and every file they include, each after the files it includes (gin's order)."""
     out: list[Path] = []
     for path in paths:
         path = Path(path).resolve()
-        for num, line in enumerate(path.read_text().splitlines(), start=1):
-            match = _INCLUDE.match(line)
-            if match:
-                out += _all_files([_include_target(match["path"], f"{path}, line {num}")])
+        for _line, target in _lines(path):
+            if target is not None:
+                out += _all_files([target])
         out.append(path)
     return out

@@ -31,9 +31,10 @@ TINY = [
 
 def write_matrix(folder: Path, objectives: list[str], seeds: list[int] = (0,),
                  models: list[str] = ("conv1d",), tasks: list[str] = ("alignment1d_nonlinear",),
-                 extra: list[str] = ()) -> Path:
+                 extra: list[str] = (), tiny: list[str] = TINY) -> Path:
+    """A smoke-scale matrix file with the `tiny` budget bindings (+ `extra`) for every cell."""
     path = folder / "tiny.gin"
-    bindings = ",\n        ".join(repr(b) for b in [*TINY, *extra])
+    bindings = ",\n        ".join(repr(b) for b in [*tiny, *extra])
     path.write_text(textwrap.dedent(f"""\
         bench.matrix.Matrix.tasks = {list(tasks)!r}
         bench.matrix.Matrix.models = {list(models)!r}

@@ -25,7 +25,7 @@ from bench.tasks.sequence.task import (
 )
 from dlc import Simplex
 from tests.conftest import bench_cli
-from tests.test_runner import run_records
+from tests.test_runner import run_records, write_matrix
 
 
 def tiny_tasks() -> list[SequenceTask]:
@@ -224,13 +224,8 @@ TINY = [
 
 
 def test_plain_and_dlc_run_end_to_end(tmp_path: Path) -> None:
-    matrix = tmp_path / "tiny.gin"
-    matrix.write_text(
-        "bench.matrix.Matrix.tasks = ['sequence_adding', 'sequence_copy']\n"
-        "bench.matrix.Matrix.models = ['lstm']\n"
-        "bench.matrix.Matrix.objectives = ['plain', 'dlc']\n"
-        "bench.matrix.Matrix.scale = 'smoke'\n"
-        f"bench.matrix.Matrix.bindings = {TINY!r}\n")
+    matrix = write_matrix(tmp_path, ["plain", "dlc"], models=["lstm"],
+                          tasks=["sequence_adding", "sequence_copy"], tiny=TINY)
     results = tmp_path / "out"
     assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress") == 0
     records = run_records(results)
@@ -254,14 +249,9 @@ def test_plain_and_dlc_run_end_to_end(tmp_path: Path) -> None:
 
 
 def test_mnist_cell_without_files_fails_with_the_missing_files(tmp_path: Path) -> None:
-    matrix = tmp_path / "mnist.gin"
     root = tmp_path / "no-mnist-here"
-    matrix.write_text(
-        "bench.matrix.Matrix.tasks = ['sequence_pmnist']\n"
-        "bench.matrix.Matrix.models = ['rnn']\n"
-        "bench.matrix.Matrix.objectives = ['plain']\n"
-        "bench.matrix.Matrix.scale = 'smoke'\n"
-        f"bench.matrix.Matrix.bindings = [\"bench.tasks.sequence.task.MNIST.root = '{root}'\"]\n")
+    matrix = write_matrix(tmp_path, ["plain"], models=["rnn"], tasks=["sequence_pmnist"],
+                          tiny=[f"bench.tasks.sequence.task.MNIST.root = '{root}'"])
     results = tmp_path / "out"
     assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress") == 1
     (record,) = run_records(results).values()
