@@ -60,6 +60,29 @@ def load_matrix(path: Path) -> list[Matrix]:
     return [part for ref in matrix.parts for part in load_matrix(resolve("matrices", ref))]
 
 
+def restrict_tasks(parts: Sequence[Matrix], tasks: Sequence[str], source: Path) -> list[Matrix]:
+    """`--tasks` on a matrix with parts: each part keeps the requested tasks of its own family
+    (the family is a task file's name up to its first `_`) and parts left without a task drop
+    out, so a task is never crossed with another family's models. Raises ConfigError naming the
+    matrix file when a requested task belongs to no part's family."""
+    def family(task: str) -> str:
+        return Path(str(task)).stem.split("_", 1)[0]
+
+    kept, matched = [], set()
+    for part in parts:
+        own = {family(t) for t in part.tasks}
+        mine = [t for t in tasks if family(t) in own]
+        matched.update(mine)
+        if mine:
+            kept.append(Matrix(**{**part.__dict__, "tasks": mine}))
+    missing = [t for t in tasks if t not in matched]
+    if missing:
+        families = sorted({family(t) for p in parts for t in p.tasks})
+        raise ConfigError(f"{source}: --tasks {', '.join(missing)}: no part of this matrix has "
+                          f"that task family (families: {', '.join(families)})")
+    return kept
+
+
 def family_scale(scale: str, task_file: Path) -> list[Path]:
     """`gin/scales/<scale>/<family>.gin` for a task file named `<family>_<variant>.gin`, if any:
     the family's sizes at that scale. Only a cell's own family file is part of its config (and
