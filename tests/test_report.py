@@ -208,6 +208,9 @@ def test_numbers_have_sensible_precision() -> None:
     assert format_mean_std(12.5, 0.0, 3) == "12.5 ± 0.0"
     assert format_mean_std(0.5, float("nan"), 1) == "0.500"
     assert format_interval(-6.79, -6.91, -6.67) == "-6.79 [-6.91, -6.67]"
+    assert format_interval(-4.88e-04, -0.032, 0.036) == "+0.000 [-0.032, +0.036]"
+    assert format_interval(5.2, -0.3, 15.1) == "+5 [+0, +15]"
+    assert format_interval(2e-05, 1e-05, 3e-05) == "+2.0e-05 [+1.0e-05, +3.0e-05]"
 
 
 def test_legacy_signed_gap_is_not_reported(report: Path) -> None:
@@ -322,3 +325,30 @@ def test_performance_profile_on_known_costs() -> None:
     assert profile.loc[4.0].tolist() == [1.0, 1.0, 1.0]
     area = stats.profile_area(profile)
     assert area["a"] == area["b"] > area["c"]
+
+
+def test_every_unit_and_definition_is_latex_safe() -> None:
+    from bench.report.metadata import DEFINITIONS, UNITS
+    from bench.report.tables import latex_text
+
+    for text in [*UNITS.values(), *DEFINITIONS.values(), "a − b ± c · d – e (w*, ŵ)"]:
+        assert latex_text(text).isascii(), text
+
+
+def test_latex_is_structurally_valid(report: Path) -> None:
+    for path in (report / "tables").glob("*.tex"):
+        if path.stem == "preamble":
+            continue
+        tex = path.read_text()
+        depth = 0
+        for char in tex.replace(r"\{", "").replace(r"\}", ""):
+            depth += {"{": 1, "}": -1}.get(char, 0)
+            assert depth >= 0, path
+        assert depth == 0, path
+        assert tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")
+        assert not re.findall(r"(?<!\\)_", tex), f"unescaped underscore in {path.name}"
+        assert tex.isascii(), path.name
+    final = _find(report, "alignment1d_final", "distance", ".tex").read_text()
+    assert "without the prefix alignment1d\\_" in final and "\nb & conv1d & plain" in final
+    assert r"\textbf{" in final and r"$\pm$" in final
+    assert r"\usepackage{booktabs}" in (report / "tables" / "preamble.tex").read_text()

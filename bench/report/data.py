@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.report.metadata import family_of
 from bench.store import COLUMNS
 
 FINAL_PHASES = ("test", "landscape")
@@ -73,6 +74,15 @@ def commits(runs: pd.DataFrame) -> list[str]:
     """The distinct git SHAs of the runs that trained (skipped cells never ran)."""
     ran = runs[runs.status != "skipped"] if "status" in runs else runs
     return sorted({str(s) for s in ran.get("git_sha", pd.Series(dtype=str)).dropna() if s})
+
+
+def with_family(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (with a `task` column) plus `family`: as recorded in runs.parquet (`Task.family`),
+    else, for tables written before runs recorded it, the task name up to its first `_`."""
+    recorded = {}
+    if "family" in runs:
+        recorded = runs.dropna(subset=["family"]).groupby("task")["family"].first().to_dict()
+    return frame.assign(family=[recorded.get(t) or family_of(t) for t in frame["task"]])
 
 
 def final_values(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from bench import stats
 from bench.report.metadata import (
+    ITERATION_LABELS,
     REFERENCE_MODELS,
     REFINEMENT_STARTS,
     family_of,
@@ -50,6 +51,10 @@ def style(objective: str) -> tuple[str, str]:
             _FALLBACK_MARKERS[(digest // len(_FALLBACK_COLOURS)) % len(_FALLBACK_MARKERS)])
 
 
+def _model_title(model: str) -> str:
+    return f"{model} alone (nothing trained)" if model in REFERENCE_MODELS else model
+
+
 def _plt():
     import matplotlib
 
@@ -70,12 +75,13 @@ def band(data: pd.DataFrame, x: str, keys: Sequence[str] = ("objective",)) -> pd
 
 def _draw(ax, curves: pd.DataFrame, x: str, reference: pd.DataFrame | None = None) -> None:
     order = objective_order(curves.objective)
-    for objective in order:
+    for k, objective in enumerate(order):
         curve = curves[curves.objective == objective]
         colour, marker = style(objective)
-        every = max(1, len(curve) // 10)
+        every = max(1, len(curve) // 8)
+        # markers of different objectives at different x, so coinciding lines stay readable
         ax.plot(curve[x], curve["mean"], color=colour, marker=marker, markersize=4,
-                markevery=every, label=objective, linewidth=1.3)
+                markevery=(k % every, every), label=objective, linewidth=1.3)
         ax.fill_between(curve[x], curve["lo"], curve["hi"], color=colour, alpha=0.15, linewidth=0)
     if reference is not None:
         for name, curve in reference.groupby("model"):
@@ -116,7 +122,13 @@ def _save(fig, data: pd.DataFrame, path: Path) -> list[Path]:
 def _log_if_positive(ax, values: pd.Series) -> None:
     finite = values[np.isfinite(values)]
     if len(finite) and (finite > 0).all() and finite.max() / finite.min() > 20:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         ax.set_yscale("log")
+        if finite.max() / finite.min() < 100:  # under two decades: label 1, 2, 5 x 10^k
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _integer_ticks(ax) -> None:
@@ -145,7 +157,8 @@ def training_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) ->
     fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 2.8), squeeze=False)
     axes = list(axes[0])
     _draw(axes[0], base_curves, "epoch")
-    axes[0].set_ylabel(label(task, "base_loss").replace("base loss", "task's base loss"))
+    unit = unit_of(task, "base_loss")
+    axes[0].set_ylabel("task's base loss" + (f"\n({unit})" if unit else ""))
     _log_if_positive(axes[0], base_curves["mean"])
     if panels == 2:
         _draw(axes[1], hinge_curves, "epoch")
@@ -154,7 +167,7 @@ def training_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) ->
     for ax in axes:
         ax.set_xlabel("epoch")
         _integer_ticks(ax)
-    _finish(fig, axes, f"{task} · {model}: training")
+    _finish(fig, axes, f"{task} · {_model_title(model)}: training")
     data = pd.concat([base_curves.assign(panel="base"), hinge_curves.assign(panel="hinge")])
     return _save(fig, data, path)
 
@@ -180,10 +193,10 @@ def iteration_figure(task: str, model: str, metrics: pd.DataFrame, metric: str, 
                     xycoords=("data", "axes fraction"), xytext=(0, 3), textcoords="offset points",
                     fontsize=7, color="#555555", ha="center", va="bottom")
     _log_if_positive(ax, pd.concat([curves["mean"], ref["mean"] if ref is not None else None]))
-    ax.set_xlabel("test-time solver iteration")
+    ax.set_xlabel(ITERATION_LABELS.get(family_of(task), "test-time solver iteration"))
     ax.set_ylabel(label(task, metric))
     _integer_ticks(ax)
-    _finish(fig, [ax], f"{task} · {model}: {metric.replace('_', ' ')} per iteration")
+    _finish(fig, [ax], f"{task} · {_model_title(model)}: {metric.replace('_', ' ')} per iteration")
     drawn = curves if ref is None else pd.concat([curves, ref.rename(columns={"model": "objective"})
                                                   .assign(reference=True)])
     return _save(fig, drawn, path)
@@ -206,7 +219,7 @@ def success_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> 
     ax.set_xlabel(f"threshold ({unit_of(task, 'threshold') or 'distance'})")
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(-2, 102)
-    _finish(fig, [ax], f"{task} · {model}: success rate vs threshold")
+    _finish(fig, [ax], f"{task} · {_model_title(model)}: success rate vs threshold")
     return _save(fig, curves, path)
 
 
@@ -224,8 +237,13 @@ def slice_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> li
     ax.axhline(0, color="#999999", linewidth=0.6)
     unit = unit_of(task, "slice")
     ax.set_xlabel(f"t ({unit})" if unit else "t (× sampling radius)")
-    ax.set_ylabel("h(w* + t d) − h(w*)" + (" (nats)" if family_of(task) == "sequence" else ""))
-    _finish(fig, [ax], f"{task} · {model}: learned h along rays through w*")
+    unit = unit_of(task, "h")
+    ax.set_ylabel("h(w* + t d) − h(w*)" + (f" ({unit})" if unit else ""))
+    note = unit_of(task, "slice_note")
+    if note:
+        ax.text(0.5, 0.04, note, transform=ax.transAxes, ha="center", va="bottom", fontsize=6.5,
+                color="#555555")
+    _finish(fig, [ax], f"{task} · {_model_title(model)}: learned h along rays through w*")
     return _save(fig, curves, path)
 
 
@@ -271,25 +289,28 @@ def profile_figure(profile: pd.DataFrame, area: pd.Series, problems: int, metric
     """Dolan-Moré performance profile (computed by `bench.stats`) with its normalised area."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.4, 2.8))
-    for col in profile:
+    for col in objective_order(profile.columns):
         colour, marker = style(col)
         ax.plot(profile.index, profile[col], drawstyle="steps-post", color=colour, marker=marker,
                 markevery=max(1, len(profile) // 8), markersize=4,
                 label=f"{col} (area {area[col]:.2f})")
-    ax.set_xlabel("τ (final distance within a factor τ of the best objective)")
-    ax.set_ylabel("share of (task, model) problems")
+    ax.set_xlabel("τ (within a factor τ of the best\nfinal distance on a problem)")
+    ax.set_ylabel("share of problems")
     ax.set_ylim(-0.02, 1.02)
-    _finish(fig, [ax], f"performance profile of final {metric} over {problems} problems")
+    _finish(fig, [ax], f"performance profile of final {metric}\nover {problems} (task, model) "
+                       "problems that ran every objective")
     return _save(fig, profile.reset_index(), path)
 
 
 def task_model_figures(task: str, model: str, metrics: pd.DataFrame, folder: Path,
-                       reference: pd.DataFrame | None = None) -> list[Path]:
+                       reference: pd.DataFrame | None = None,
+                       iterations: bool = True) -> list[Path]:
     """Every figure of one (task, model); `reference`: metrics of a reference model of the task
-    (drawn in its own style). Returns the written files."""
+    (drawn in its own style); `iterations=False` leaves out the per-iteration figures (for a
+    reference model already drawn in the other models' figures). Returns the written files."""
     stem = folder / f"{task}__{model}"
     made = training_figure(task, model, metrics, Path(f"{stem}_train"))
-    for metric in ("distance", "mace", "rot_iso_deg", "optimality_gap"):
+    for metric in ("distance", "mace", "rot_iso_deg", "optimality_gap") if iterations else ():
         made += iteration_figure(task, model, metrics, metric,
                                  Path(f"{stem}_test_iter_{metric}"), reference)
     made += success_figure(task, model, metrics, Path(f"{stem}_success_vs_threshold"))

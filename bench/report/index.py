@@ -23,8 +23,15 @@ import pandas as pd
 
 from bench import stats
 from bench.report import figures, tables
-from bench.report.data import commits, drop_legacy_gap, final_values, load_tables, metric_directions
-from bench.report.metadata import family_of
+from bench.report.data import (
+    commits,
+    drop_legacy_gap,
+    final_values,
+    load_tables,
+    metric_directions,
+    with_family,
+)
+from bench.report.metadata import MAX_INTERVAL_COLUMNS, MAX_METRIC_COLUMNS, REFERENCE_MODELS
 from bench.store import atomic_write_text
 
 
@@ -90,13 +97,6 @@ def _family_caption(family: str, scale: str, seeds: str, metrics: Sequence[str],
     return " ".join(p for p in (head, tables.caption_definitions(metrics)) if p)
 
 
-def _latex_caption(text: str) -> str:
-    return (tables.latex_escape(text).replace("±", r"$\pm$").replace("−", "$-$")
-            .replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$").replace("ŵ", r"$\hat w$")
-            .replace("w*", "$w^*$").replace("°", r"$^\circ$").replace("·", r"$\cdot$")
-            .replace("–", "--"))
-
-
 def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
                   directions: dict[str, str], folder: Path, formats: Sequence[str],
                   baseline: str, legacy_gap: set[str]) -> tuple[list[Path], list[str]]:
@@ -118,7 +118,9 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
     lines = [f"## {family}", ""]
     diffs = tables.difference_table(values, baseline, directions)
     for kind, frame in (("final", final), (f"vs_{baseline}", diffs)):
-        for k, (group, members) in enumerate(tables.column_groups(sorted(frame.metric.unique()))):
+        width = MAX_METRIC_COLUMNS if kind == "final" else MAX_INTERVAL_COLUMNS
+        groups = tables.column_groups(sorted(frame.metric.unique()), width)
+        for k, (group, members) in enumerate(groups):
             caption = _family_caption(family, scale or "unknown", seeds, members,
                                       kind != "final", baseline)
             stem = folder / f"{family}_{kind}_{group.replace('+', '_')}"
@@ -128,7 +130,8 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
             latex = tables.render(rows, members, directions, latex=True, baseline=baseline)
             label = f"tab:{family}-{kind}-{group}".replace("_", "-").replace("+", "-")
             written += tables.write_table(markdown, latex, rows, stem, formats,
-                                          _latex_caption(caption), label, table_notes)
+                                          tables.latex_text(caption + f" Tasks are named without the prefix {family}_."), label,
+                                          table_notes)
             lines += [f"**{group}.** {caption}", "", tables.to_markdown(markdown), ""]
             lines += [f"- {n}" for n in table_notes] + ([""] if table_notes else [])
     return written, lines
@@ -165,17 +168,18 @@ def write_report(results: Path, out: Path | None = None, formats: Sequence[str] 
         lines += ["LaTeX: `\\input{tables/preamble}` in the preamble (booktabs, graphicx, "
                   "amssymb), then `\\input{tables/<name>}` per table.", ""]
     metrics, legacy_gap = drop_legacy_gap(metrics)
+    metrics, runs = with_family(metrics, runs), with_family(runs, runs)
     values = final_values(metrics)
-    for family in sorted({family_of(t) for t in metrics.task}):
-        in_family = values.task.map(family_of) == family
+    for family in sorted(metrics.family.unique()):
+        in_family = values.task.isin(metrics.task[metrics.family == family])
         if in_family.any():
-            _, fam_lines = family_tables(family, values[in_family],
-                                         runs[runs.task.map(family_of) == family], directions,
-                                         out / "tables", formats, baseline, legacy_gap)
+            _, fam_lines = family_tables(family, values[in_family], runs[runs.family == family],
+                                         directions, out / "tables", formats, baseline,
+                                         legacy_gap)
             lines += fam_lines
         else:
             lines += [f"## {family}", ""]
-        for task in sorted(metrics.task[metrics.task.map(family_of) == family].unique()):
+        for task in sorted(metrics.task[metrics.family == family].unique()):
             lines += _task_figures(task, metrics[metrics.task == task], out / "figures")
     lines += _across_tasks(values, out)
     atomic_write_text(out / "index.md", "\n".join(lines) + "\n")
@@ -186,8 +190,10 @@ def _task_figures(task: str, task_metrics: pd.DataFrame, folder: Path) -> list[s
     """One section per model of `task` with its figures; returns index.md lines."""
     lines = []
     for model in sorted(task_metrics.model.unique()):
+        drawn_elsewhere = model in REFERENCE_MODELS and task_metrics.model.nunique() > 1
         made = figures.task_model_figures(task, model, task_metrics[task_metrics.model == model],
-                                          folder, figures.reference_for(task_metrics, model))
+                                          folder, figures.reference_for(task_metrics, model),
+                                          iterations=not drawn_elsewhere)
         lines += [f"### {task} · {model}", ""]
         lines += [f"![{p.stem}](figures/{p.name})" for p in made if p.suffix == ".png"] + [""]
     return lines

@@ -37,16 +37,33 @@ UNITS: dict[tuple[str, ...] | str, str] = {
     ("registration", "slice"): "× sampling radius",
     ("sequence", "ce"): "nats",
     ("sequence", "distance"): "probability (ℓ2)",
-    ("sequence_adding", "distance"): "sum units",
+    ("sequence_adding", "distance"): "absolute error",
+    ("sequence", "h"): "nats",
+    ("sequence_adding", "h"): "squared error",
     ("sequence", "base_loss"): "nats",
     ("sequence_adding", "base_loss"): "squared error",
     ("sequence", "slice"): "× sampling radius",
+    ("sequence", "slice_note"): "softmax projection: t = 0 is softmax(w*), not w*,\n"
+                                "so the curve need not pass through 0",
+    ("sequence_adding", "slice_note"): "",
+    ("alignment1d", "base_loss"): "smooth-L1, samples",
+    ("alignment1d_nonlinear_energy", "base_loss"): "energy, dimensionless",
+    ("homography", "base_loss"): "LK energy, dimensionless",
+    ("registration", "base_loss"): "rotation + translation MSE",
     "accuracy": "%",
     "recall_accuracy": "%",
     "violation_rate": "share of rays",
     "spurious_minimum": "%",
     "iteration": "solver iterations",
     "epoch": "epochs",
+}
+
+#: what one test-time step is, per family
+ITERATION_LABELS: dict[str, str] = {
+    "alignment1d": "Gauss-Newton iteration",
+    "homography": "Lucas-Kanade iteration (coarse to fine)",
+    "registration": "step (0: identity, then network passes, then ICP)",
+    "sequence": "read-out checkpoint along the sequence (0: initial state)",
 }
 
 #: one-line definitions for captions (stems as in UNITS).
@@ -80,6 +97,8 @@ KNOWN_OBJECTIVES = ("plain", "dlc", "dlc_max", "dlc_adversarial", "target_noise"
 #: metric groups, in table order; a table holds at most MAX_METRIC_COLUMNS metrics of one group.
 GROUPS = ("error", "success", "landscape", "plateau")
 MAX_METRIC_COLUMNS = 5
+#: difference tables (`+d [lo, hi]` cells are wider)
+MAX_INTERVAL_COLUMNS = 3
 
 #: test-time steps at which a task's learned iterations end and a classical refinement begins
 #: (registration: step 0 is the identity, steps 1..K the network passes, then ICP).

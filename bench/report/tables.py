@@ -70,8 +70,13 @@ def format_mean_std(mean: float, std: float, n: int, latex: bool = False) -> str
 def format_interval(diff: float, lo: float, hi: float, latex: bool = False) -> str:
     """`+d [lo, hi]` at the precision of the interval's width (2 significant digits)."""
     places = min(_decimals(max(abs(diff), 1e-12), 3), _decimals(max(hi - lo, 1e-12), 2))
-    text = "{} [{}, {}]".format(*(("+" if v >= 0 else "") + format_number(v, places)
-                                  for v in (diff, lo, hi)))
+    tiny = max(abs(diff), abs(lo), abs(hi)) < 1e-3  # all below the fixed-point range
+
+    def one(value: float) -> str:
+        text = f"{value:+.1e}" if tiny and value != 0 else f"{value:+.{min(places, 6)}f}"
+        return text.replace("-", "+") if float(text) == 0 else text  # no "-0"
+
+    text = f"{one(diff)} [{one(lo)}, {one(hi)}]"
     return text.replace("-", "$-$") if latex else text
 
 
@@ -147,20 +152,20 @@ def difference_table(values: pd.DataFrame, baseline: str,
     return pd.DataFrame(rows, columns=[*KEYS, "metric", "diff", "lo", "hi", "n", "verdict"])
 
 
-def column_groups(metrics: Sequence[str]) -> list[tuple[str, list[str]]]:
+def column_groups(metrics: Sequence[str],
+                  width: int = MAX_METRIC_COLUMNS) -> list[tuple[str, list[str]]]:
     """[(name, metrics)]: the metrics in group order (GROUPS) and numeric order within a group,
-    packed into tables of at most MAX_METRIC_COLUMNS; a group is split only when it alone is
+    packed into tables of at most `width` metrics; a group is split only when it alone is
     wider than that, and small groups share a table (`error+success`)."""
     chunks: list[tuple[str, list[str]]] = []
     for group in GROUPS:
         members = sorted((m for m in metrics if group_of(m) == group), key=natural_key)
-        parts = [members[i:i + MAX_METRIC_COLUMNS]
-                 for i in range(0, len(members), MAX_METRIC_COLUMNS)]
+        parts = [members[i:i + width] for i in range(0, len(members), width)]
         chunks += [(group if len(parts) == 1 else f"{group}{k + 1}", part)
                    for k, part in enumerate(parts)]
     packed: list[tuple[str, list[str]]] = []
     for name, part in chunks:
-        if packed and len(packed[-1][1]) + len(part) <= MAX_METRIC_COLUMNS:
+        if packed and len(packed[-1][1]) + len(part) <= width:
             packed[-1] = (f"{packed[-1][0]}+{name}", packed[-1][1] + part)
         else:
             packed.append((name, part))
@@ -172,6 +177,21 @@ def latex_escape(text: str) -> str:
     return re.sub(r"([_%&#])", r"\\\1", str(text))
 
 
+#: plain-text symbols of captions, units and notes -> LaTeX (pdflatex has no Unicode fallback)
+_LATEX_SYMBOLS = {"±": r"$\pm$", "−": "$-$", "↑": r"$\uparrow$", "↓": r"$\downarrow$",
+                  "ŵ": r"$\hat w$", "w*": "$w^*$", "°": r"$^\circ$", "·": r"$\cdot$", "–": "--",
+                  "—": "---", "⊕": r"$\oplus$", "²": "$^2$", "ℓ": r"$\ell$", "×": r"$\times$",
+                  "≠": r"$\neq$", "…": r"\ldots{}"}
+
+
+def latex_text(text: str) -> str:
+    """Escape `text` for LaTeX and replace the Unicode symbols the report uses."""
+    text = latex_escape(text)
+    for symbol, latex in _LATEX_SYMBOLS.items():
+        text = text.replace(symbol, latex)
+    return text
+
+
 def header(task_units: dict[str, str], metric: str, directions: dict[str, str],
            latex: bool) -> str:
     """Column header with the declared direction and unit: `distance ↓ (samples)`."""
@@ -180,8 +200,8 @@ def header(task_units: dict[str, str], metric: str, directions: dict[str, str],
     unit = task_units.get(metric, "")
     name = latex_escape(metric) if latex else metric
     text = f"{name} {arrow}".strip()
-    if unit:
-        text += f" ({latex_escape(unit) if latex else unit})"
+    if unit:  # LaTeX: the unit goes on a second header row (see `to_latex`)
+        text += f"\n({latex_text(unit)})" if latex else f" ({unit})"
     return text
 
 
@@ -213,7 +233,8 @@ def render(table: pd.DataFrame, metrics: Sequence[str], directions: dict[str, st
                  if len({unit_of(t, m) for t in rows.task.unique()}) == 1}
     wide = wide[present].rename(columns={m: header(units, m, directions, latex) for m in present})
     wide = wide.reset_index().rename_axis(columns=None).fillna("—" if not latex else "--")
-    if latex:
+    if latex:  # the caption names the family: `alignment1d_same` -> `same`
+        wide["task"] = [t.split("_", 1)[1] if "_" in t else t for t in wide["task"]]
         for col in KEYS:
             wide[col] = wide[col].map(latex_escape)
     return wide
@@ -228,7 +249,12 @@ def to_markdown(frame: pd.DataFrame) -> str:
 def to_latex(frame: pd.DataFrame, caption: str, label: str, notes: Sequence[str] = ()) -> str:
     """A booktabs `table` float, shrunk to the text width when wider (adjustbox); notes below."""
     align = "lll" + "r" * (frame.shape[1] - 3)
-    lines = [" & ".join(frame.columns) + r" \\", r"\midrule"]
+    names = [str(c).split("\n")[0] for c in frame.columns]
+    units = [str(c).split("\n")[1] if "\n" in str(c) else "" for c in frame.columns]
+    lines = [" & ".join(names) + r" \\"]
+    if any(units):
+        lines.append(" & ".join(units) + r" \\")
+    lines.append(r"\midrule")
     previous = None
     for row in frame.itertuples(index=False):
         cells = list(row)
@@ -240,8 +266,8 @@ def to_latex(frame: pd.DataFrame, caption: str, label: str, notes: Sequence[str]
                          r"\end{tabular}"])
     tabular = "\n".join([r"\begin{adjustbox}{max width=\linewidth}", tabular,
                          r"\end{adjustbox}"])
-    body = [r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
-            tabular]
+    body = [r"\begin{table}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
+            rf"\caption{{{caption}}}", rf"\label{{{label}}}", tabular]
     if notes:
         body.append(r"\par\smallskip{\footnotesize " + r" \\ ".join(notes) + "}")
     return "\n".join([*body, r"\end{table}"]) + "\n"
@@ -271,8 +297,7 @@ def write_table(markdown: pd.DataFrame, latex: pd.DataFrame, raw: pd.DataFrame, 
         atomic_write_text(stem.with_suffix(".md"), text)
         written.append(stem.with_suffix(".md"))
     if "tex" in formats:
-        tex_notes = [latex_escape(n).replace("−", "$-$").replace("·", r"$\cdot$")
-                     .replace("–", "--").replace("±", r"$\pm$") for n in notes]
+        tex_notes = [latex_text(n) for n in notes]
         atomic_write_text(stem.with_suffix(".tex"), to_latex(latex, caption, label, tex_notes))
         written.append(stem.with_suffix(".tex"))
     if "csv" in formats:
