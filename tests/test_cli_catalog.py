@@ -45,8 +45,8 @@ def test_tasks_on_a_matrix_with_parts_keep_each_family_apart() -> None:
     assert parts[1].tasks == ["sequence_adding", "sequence_copy"]  # inputs untouched
     only = restrict_tasks(parts, ["tasks/sequence_copy.gin"], Path("m.gin"))
     assert len(only) == 1 and only[0].models == ["rnn", "gru"]
-    with pytest.raises(ConfigError, match=r"m.gin: --tasks homography_x: no part"):
-        restrict_tasks(parts, ["homography_x"], Path("m.gin"))
+    with pytest.raises(ConfigError, match=r"m.gin: --tasks homography_synthetic_same: no part"):
+        restrict_tasks(parts, ["homography_synthetic_same"], Path("m.gin"))
 
 
 def test_progress_label_shows_objective_and_seed() -> None:
