@@ -132,7 +132,9 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
             written += tables.write_table(markdown, latex, rows, stem, formats,
                                           tables.latex_text(caption + f" Tasks are named without the prefix {family}_."), label,
                                           table_notes)
-            lines += [f"**{group}.** {caption}", "", tables.to_markdown(markdown), ""]
+            title = ("Final metrics" if kind == "final" else f"Difference to {baseline}")
+            lines += [f"**{title}: {group.replace('+', ', ')}.** {caption}", "",
+                      tables.to_markdown(markdown), ""]
             lines += [f"- {n}" for n in table_notes] + ([""] if table_notes else [])
     return written, lines
 
@@ -165,7 +167,7 @@ def write_report(results: Path, out: Path | None = None, formats: Sequence[str] 
         return out
     if "tex" in formats:
         atomic_write_text(out / "tables" / "preamble.tex", tables.PREAMBLE)
-        lines += ["LaTeX: `\\input{tables/preamble}` in the preamble (booktabs, graphicx, "
+        lines += ["LaTeX: `\\input{tables/preamble}` in the preamble (booktabs, adjustbox, "
                   "amssymb), then `\\input{tables/<name>}` per table.", ""]
     metrics, legacy_gap = drop_legacy_gap(metrics)
     metrics, runs = with_family(metrics, runs), with_family(runs, runs)
