@@ -103,7 +103,7 @@ def test_latex_is_structurally_valid(report: Path) -> None:
         assert depth == 0, path
         assert tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")
         assert not re.findall(r"(?<!\\)_", tex), f"unescaped underscore in {path.name}"
-        assert r"\caption{" in tex and "std" in tex or "CI" in tex
+        assert r"\caption{" in tex and ("std" in tex or "CI" in tex), path.name
     final = (report / "tables" / "alignment1d_final.tex").read_text()
     assert r"alignment1d\_a" in final and r"\textbf{" in final and r"$\pm$" in final
 
@@ -115,8 +115,7 @@ def test_paired_difference_and_bootstrap_are_the_shared_definitions(report: Path
     row = diffs[(diffs.task == "alignment1d_b") & (diffs.metric == "distance")].iloc[0]
     assert row["diff"] > 0 and row.lo > 0 and row.verdict == "worse"
     assert stats.bootstrap_ci([1.0, 2.0, 3.0]) == stats.bootstrap_ci([1.0, 2.0, 3.0])
-    lo, hi = stats.bootstrap_ci([1.0, 2.0, 3.0, 4.0])
-    assert 1.0 <= lo < 2.5 < hi <= 4.0
+    # exact intervals, p-values and profile areas by hand: tests/test_stats_known.py
     mean, std, n = stats.mean_std([1.0, 2.0, 3.0])
     assert (mean, n) == (2.0, 3) and std == pytest.approx(1.0)  # ddof=1
     assert stats.median_iqr([1.0, 2.0, 3.0, 4.0]) == (2.5, 1.75, 3.25)
