@@ -2,53 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from bench.store import COLUMNS
-from tests.conftest import REPO, bench_cli
-
-TINY = [
-    "bench.run.Experiment.epochs = 1",
-    "bench.run.Experiment.batch_size = 32",
-    "bench.run.Experiment.landscape_examples = 8",
-    "bench.run.Experiment.landscape_rays = 4",
-    "bench.run.Experiment.landscape_points = 4",
-    "bench.tasks.alignment1d.Alignment1D.n_train = 64",
-    "bench.tasks.alignment1d.Alignment1D.n_test = 32",
-    "bench.tasks.alignment1d.Alignment1D.iterations = 4",
-]
-
-
-def write_matrix(folder: Path, objectives: list[str], seeds: list[int] = (0,),
-                 models: list[str] = ("conv1d",), tasks: list[str] = ("alignment1d_nonlinear",),
-                 extra: list[str] = (), tiny: list[str] = TINY) -> Path:
-    """A smoke-scale matrix file with the `tiny` budget bindings (+ `extra`) for every cell."""
-    path = folder / "tiny.gin"
-    bindings = ",\n        ".join(repr(b) for b in [*tiny, *extra])
-    path.write_text(textwrap.dedent(f"""\
-        bench.matrix.Matrix.tasks = {list(tasks)!r}
-        bench.matrix.Matrix.models = {list(models)!r}
-        bench.matrix.Matrix.objectives = {list(objectives)!r}
-        bench.matrix.Matrix.seeds = {list(seeds)!r}
-        bench.matrix.Matrix.scale = 'smoke'
-        bench.matrix.Matrix.bindings = [
-            {bindings}]
-        """))
-    return path
-
-
-def run_records(results: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in (results / "runs").glob("*/run.json")}
+from bench.schema import COLUMNS
+from tests.conftest import REPO, bench_cli, run_records, write_matrix
 
 
 def test_end_to_end_store_layout_and_resume(tmp_path: Path) -> None:
@@ -153,7 +118,7 @@ class DoubledPlain(Plain):
     """A user baseline: twice the original loss."""
     def forward(self, task, model, outputs, batch):
         out = super().forward(task, model, outputs, batch)
-        return ObjectiveOutput(2 * out.loss, out.logs)
+        return ObjectiveOutput(2 * out.loss, out.base, out.logs)
 
 class OtherFamilyModel(torch.nn.Module):
     family = "not_alignment1d"
