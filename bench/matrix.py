@@ -83,6 +83,32 @@ def family_scale(scale: str, family: str) -> list[Path]:
     return [path] if family and path.is_file() else []
 
 
+def restrict_tasks(parts: Sequence[Matrix], tasks: Sequence[str], source: Path) -> list[Matrix]:
+    """`--tasks` on a matrix with parts: each part keeps the requested tasks of its own family
+    (the family declared by the task class, `Task.family`) and parts left without a task drop
+    out, so a task is never crossed with another family's models. Raises ConfigError naming the
+    matrix file when a requested task belongs to no part's family."""
+    def family(task: str) -> str:
+        try:
+            return task_family([resolve("tasks", task)], ())
+        except ConfigError:  # an unknown task file: reported below as matching no part
+            return ""
+
+    kept, matched = [], set()
+    for part in parts:
+        own = {family(t) for t in part.tasks}
+        mine = [t for t in tasks if family(t) in own]
+        matched.update(mine)
+        if mine:
+            kept.append(Matrix(**{**part.__dict__, "tasks": mine}))
+    missing = [t for t in tasks if t not in matched]
+    if missing:
+        families = sorted({family(t) for p in parts for t in p.tasks})
+        raise ConfigError(f"{source}: --tasks {', '.join(missing)}: no part of this matrix has "
+                          f"that task family (families: {', '.join(families)})")
+    return kept
+
+
 def cache_key(config_text: str, seed: int) -> str:
     """sha256 of the canonical config text, the seed and the package version."""
     blob = f"{config_text}\n# seed={seed}\n# dlc-bench={__version__}\n"
