@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import cached_dataset
+from bench.tasks import splits
 from bench.tasks.base import Batch, Task
 from dlc import Euclidean, Space
 
@@ -195,6 +196,10 @@ class Alignment1D(Task):
         return self._space
 
     def dataset(self, split: str):
+        return splits.select(split, self._source, self.data_seed)
+
+    def _source(self, split: str):
+        """The generated 'train' or 'test' split (before the validation split is carved)."""
         params = dict(recipe=RECIPE_VERSION, split=split, n=self.sizes[split], length=self.length,
                       max_shift=self.max_shift, modality=self.modality, noise=self.noise,
                       sines=self.sines, seed=self.data_seed)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from kornia.geometry.linalg import transform_points
 from torch import nn
 
+from bench.tasks import splits
 from bench.tasks.base import Batch, Task
 from bench.tasks.homography.data import DLKNProtocol
 from bench.tasks.homography.geometry import (
@@ -96,6 +97,10 @@ class HomographyTask(Task):
         return self._space
 
     def dataset(self, split: str):
+        return splits.select(split, self._source, self.data_seed)
+
+    def _source(self, split: str):
+        """The source's 'train' or 'test' split (before the validation split is carved)."""
         return self.data.load(split, self.sizes[split], self.protocol, self.data_seed)
 
     def forward(self, model: nn.Module, batch: Batch) -> Pyramid | Regression:

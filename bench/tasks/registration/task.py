@@ -40,6 +40,7 @@ from torch import nn
 
 from bench.data import cached_dataset
 from bench.metrics import Metric, Trace
+from bench.tasks import splits
 from bench.tasks.base import Batch, Task
 from bench.tasks.registration import geometry as geo
 from bench.tasks.registration.modelnet import load_modelnet40
@@ -191,6 +192,10 @@ class Registration(Task):
                 "label": np.asarray(columns["label"])[order]}
 
     def dataset(self, split: str):
+        return splits.select(split, self._source, self.data_seed)
+
+    def _source(self, split: str):
+        """The source's 'train' or 'test' split (before the validation split is carved)."""
         params = dict(recipe=RECIPE_VERSION, source=self.source, root=str(self.root),
                       protocol=self.protocol, split=self.split, part=split,
                       n=self.sizes[split], points=self.num_points, raw=self.raw_points,

@@ -43,6 +43,7 @@ from torch import nn
 
 from bench.data import cached_dataset
 from bench.metrics import Metric, Trace
+from bench.tasks import splits
 from bench.tasks.base import Batch, Task
 from bench.tasks.sequence import generators, mnist
 from dlc import Euclidean, Simplex, Space
@@ -160,8 +161,10 @@ class SequenceTask(Task):
         return False, ""
 
     def dataset(self, split: str):
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return splits.select(split, self._source, self.data_seed)
+
+    def _source(self, split: str):
+        """The generated 'train' or 'test' split (before the validation split is carved)."""
         params = {"recipe": RECIPE_VERSION, "split": split, **self._params(split)}
         return cached_dataset(f"sequence-{self.name}", params, lambda: self._build(split))
 
@@ -461,9 +464,8 @@ class MNIST(_Classification):
         self.input_size = 28 if mode == "row" else 1
         self._order: torch.Tensor | None = None
 
-    def dataset(self, split: str):
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    def _source(self, split: str):
+        """The official 'train' or 'test' split (before the validation split is carved)."""
         if self.source == "hf":
             images, labels = mnist.load_hf_mnist(split)
         else:
