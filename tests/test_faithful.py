@@ -175,3 +175,4 @@ def test_presets_bind_the_authors_settings() -> None:
             got = objective.mu if key == "mu" else objective.options[key]
             assert got == value, (name, key, got)
     gin.clear_config()
+
