@@ -132,6 +132,7 @@ def test_sequence_family_offers_output_only_and_says_dlc_style() -> None:
     assert Adding().describe() == {"family": "sequence", "h": "output", "base": "method",
                                    "dlc_style": True}
     setup_gin()
+    gin.clear_config()
     gin.parse_config("bench.tasks.sequence.task.SequenceTask.h = 'energy'")
     try:
         with pytest.raises(ValueError, match=r"SequenceTask.h must be one of \('output',\)"):
