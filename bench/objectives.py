@@ -1,6 +1,7 @@
 """Training objectives: the "baselines" a gin file selects, generic over any task's `h`.
 
-An objective turns (task, model outputs, batch) into a scalar loss plus a few logged values:
+An objective turns (task, model outputs, batch) into an `ObjectiveOutput`: the scalar loss it
+minimises, the task's original (base) loss at the ground truth w*, and a few logged values:
 
 * `Plain`: the task's original loss.
 * `DLC`: original loss + weight * aggregated star-convexity hinges on `h` (`dlc.StarConvexLoss`).
@@ -11,34 +12,51 @@ An objective turns (task, model outputs, batch) into a scalar loss plus a few lo
   without the star-convexity structure (no T1/T3, constant margin instead of mu/2 |d|^2).
 
 A new baseline is a gin file binding one of these, or a user class (`import my_pkg.losses` in the gin
-file, then `bench.run.Experiment.objective = @my_pkg.losses.Thing()`) that subclasses `Objective`.
+file, then `bench.run.Experiment.objective = @my_pkg.losses.Thing()`) that subclasses `Objective`
+and declares the direction of each value it logs in `log_directions`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import gin
 import torch
 from torch import nn
 
+from bench.schema import Direction
 from bench.tasks.base import Batch, Task
 from dlc import Space, StarConvexLoss, StarConvexResult
 
 
 @dataclass
 class ObjectiveOutput:
-    """loss: scalar to minimise; logs: floats recorded per epoch (mean over steps)."""
+    """What an objective returns for one batch.
+
+    loss: scalar `[]` the optimizer minimises (carries the gradient).
+    base: scalar `[]`, detached: the task's original loss `task.loss(model, outputs, batch, w*)` at
+        the ground truth w*, whatever the objective trains on. The runner records its epoch mean as
+        `train_original` and, for a task that declares its `optimum`, `train_optimality_gap` =
+        `train_original - optimum`; so every objective is compared on the same quantity.
+    logs: other scalars recorded per epoch as `train_<key>` (mean over steps); their directions
+        are declared in the objective's `log_directions`.
+    """
 
     loss: torch.Tensor
+    base: torch.Tensor
     logs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Objective(nn.Module):
     """Base class. `setup(task)` runs once before the optimizer is built (create parameters there);
-    `forward(task, model, outputs, batch)` returns an `ObjectiveOutput`."""
+    `forward(task, model, outputs, batch)` returns an `ObjectiveOutput`.
+
+    `log_directions` maps each key the objective logs to its `Direction` (a key missing there is
+    recorded with direction `none`)."""
+
+    log_directions: ClassVar[dict[str, Direction]] = {}
 
     def setup(self, task: Task) -> None:  # noqa: B027 - optional hook
         """Prepare for `task` (e.g. build a loss on its target space)."""
@@ -57,7 +75,7 @@ class Plain(Objective):
 
     def forward(self, task: Task, model: nn.Module, outputs: Any, batch: Batch) -> ObjectiveOutput:
         loss = task.loss(model, outputs, batch, task.target(batch))
-        return ObjectiveOutput(loss, {"original": loss.detach()})
+        return ObjectiveOutput(loss, loss.detach())
 
 
 @gin.configurable(module="bench.objectives")
@@ -74,11 +92,20 @@ class DLC(Objective):
     applies to, empty: all), `target_space` (class name the task's space must have, empty: any)
     and `skip_reason` (why, shown in the skip reason of the other cells).
 
-    Logged per step (means per epoch in the run's metrics): `original` (the base term), `hinge`
-    (unweighted), `hinge_<term>` (mean of each term), `hinge_ratio` = hinge / base,
-    `weighted_hinge_ratio` = weight * hinge / base, `active_<term>` = share of (sample, example)
-    pairs whose hinge is > 0, `lam`, and `mu` (the current values; learned ones move).
+    `ObjectiveOutput.base` is the method's own loss at w* (recorded as `train_original`, the same
+    quantity for every objective). Logged per step (means per epoch, as `train_<key>`):
+    `base_term` (the base term trained: h(w*) or the method's loss), `hinge` (unweighted),
+    `hinge_<term>` (mean of each term), `hinge_ratio` = hinge / base_term,
+    `weighted_hinge_ratio` = weight * hinge / base_term, `active_<term>` = share of (sample,
+    example) pairs whose term is > 0, `lam`, and `mu` (current values; learned ones move).
     """
+
+    log_directions: ClassVar[dict[str, Direction]] = {
+        "base_term": Direction.MIN, "hinge": Direction.MIN, "hinge_ratio": Direction.MIN,
+        "weighted_hinge_ratio": Direction.MIN,
+        **{f"{kind}_{term}": Direction.MIN for kind in ("hinge", "active")
+           for term in ("t1", "t2", "t3")},
+        "lam": Direction.NONE, "mu": Direction.NONE}
 
     def __init__(
         self,
@@ -136,16 +163,21 @@ class DLC(Objective):
         else:
             original = task.loss(model, outputs, batch, target)
         loss = original + self.star.weight * star.hinge
-        return ObjectiveOutput(loss, diagnostics(original, star, self.star.weight))
+        if getattr(task, "base", "method") == "h":  # the comparable base, whatever is trained
+            with torch.no_grad():
+                method = task.loss(model, outputs, batch, target)
+        else:
+            method = original
+        return ObjectiveOutput(loss, method.detach(), diagnostics(original, star, self.star.weight))
 
 
-def diagnostics(original: torch.Tensor, star: StarConvexResult,
+def diagnostics(base_term: torch.Tensor, star: StarConvexResult,
                 weight: float) -> dict[str, torch.Tensor]:
     """The values a DLC-type objective logs per step (see `DLC`), all detached 0-dim tensors."""
-    base = original.detach()
+    base = base_term.detach()
     hinge = star.hinge.detach()
     safe = base.abs().clamp_min(torch.finfo(base.dtype).tiny)
-    logs = {"original": base, "hinge": hinge, "hinge_ratio": hinge / safe,
+    logs = {"base_term": base, "hinge": hinge, "hinge_ratio": hinge / safe,
             "weighted_hinge_ratio": weight * hinge / safe}
     for name, value in star.terms.items():
         logs[f"hinge_{name}"] = value.detach().mean()
@@ -157,7 +189,10 @@ def diagnostics(original: torch.Tensor, star: StarConvexResult,
 
 @gin.configurable(module="bench.objectives")
 class TargetNoise(Objective):
-    """The original loss at perturbed targets w~ = retract(w*, d, 1), averaged over `samples`."""
+    """The original loss at perturbed targets w~ = retract(w*, d, 1), averaged over `samples`.
+
+    Its `base` is the original loss at the true w* (computed without gradient), so
+    `train_optimality_gap` measures the same thing as for every other objective."""
 
     def __init__(self, samples: int = 1) -> None:
         super().__init__()
@@ -168,12 +203,16 @@ class TargetNoise(Objective):
         delta = task.space.sample(target, self.samples)
         noisy = task.space.retract(target, delta, 1.0)
         loss = torch.stack([task.loss(model, outputs, batch, w) for w in noisy]).mean()
-        return ObjectiveOutput(loss, {"original": loss.detach()})
+        with torch.no_grad():
+            base = task.loss(model, outputs, batch, target)
+        return ObjectiveOutput(loss, base.detach())
 
 
 @gin.configurable(module="bench.objectives")
 class Margin(Objective):
     """Original + weight * mean_s [h(w*) - h(w~_s) + margin]_+ (contrastive, no star-convexity)."""
+
+    log_directions: ClassVar[dict[str, Direction]] = {"hinge": Direction.MIN}
 
     def __init__(self, samples: int = 4, margin: float = 0.1, weight: float = 1.0) -> None:
         super().__init__()
@@ -186,5 +225,5 @@ class Margin(Objective):
         points = torch.cat([target[None], task.space.retract(target, delta, 1.0)])
         energy = task.h(outputs, points)  # [S+1, B], one batched call
         hinge = torch.relu(energy[:1] - energy[1:] + self.margin).mean()
-        return ObjectiveOutput(original + self.weight * hinge,
-                               {"original": original.detach(), "hinge": hinge.detach()})
+        return ObjectiveOutput(original + self.weight * hinge, original.detach(),
+                               {"hinge": hinge.detach()})
