@@ -119,6 +119,7 @@ class DLC(Objective):
         learn_mu: bool = False,
         perturbation: Literal["random", "adversarial"] = "random",
         adversarial_steps: int = 3,
+        t1_margin: bool = False,
         space: Space | None = None,
         families: Sequence[str] = (),
         target_space: str = "",
@@ -128,7 +129,7 @@ class DLC(Objective):
         self.options = dict(
             samples=samples, lam=lam, weight=weight, terms=tuple(terms), aggregate=aggregate,
             learn_lam=learn_lam, learn_mu=learn_mu, perturbation=perturbation,
-            adversarial_steps=adversarial_steps,
+            adversarial_steps=adversarial_steps, t1_margin=t1_margin,
         )
         self.mu = mu
         self.space = space

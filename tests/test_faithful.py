@@ -154,7 +154,7 @@ def test_base_h_makes_the_dlc_base_term_h_at_the_truth() -> None:
     outputs = task.forward(model, batch)
     objective = DLC(weight=0.0)
     objective.setup(task)
-    logged = objective(task, model, outputs, batch).logs["original"]
+    logged = objective(task, model, outputs, batch).logs["base_term"]
     energy = task.h(outputs, task.target(batch)[None]).mean()
     torch.testing.assert_close(logged, energy.detach())
     assert not torch.isclose(logged, task.loss(model, outputs, batch, task.target(batch)))
@@ -177,3 +177,67 @@ def test_presets_bind_the_authors_settings() -> None:
             assert got == value, (name, key, got)
     gin.clear_config()
 
+
+
+# --- item 6c: the PRISE preset on a 2-example batch, by hand --------------------------------------
+# s = 8, t = 5: canonical template corners sit at c = (8 - 5) / 2 = 1.5 px. With w* = 0 the label
+# is H* = [[1, 0, 1.5], [0, 1, 1.5], [0, 0, 1]]; delta_j = r_j H*_j leaves its zero entries at 0,
+# so w* + lam delta maps corner (x, y) in {0, 4}^2 to offsets lam (r0 x + 1.5 r2, r4 y + 1.5 r5).
+# With h(w) = sum_k (w_k - 1)^2 over the 8 offsets, h(lam u) = lam^2 |u|^2 - 2 lam sum u + 8.
+# Example 1: r = (.05, .03, -.04, .02, .06, -.05, .03, .02): u_x in {-.06, .14}, u_y in
+#   {-.075, .165}; sum u = .34, |u|^2 = .1121, sum r^2 = .0128.
+#   +r: h~ = 7.4321, h_l = 7.688025 -> T1 = .311975, T2 = .5679 + .0064 = .5743,
+#       T3 = 7.688025 - 4 - 3.71605 + .0016 < 0 -> 0.   -r: h~ = 8.7921, h_l = 8.368025 -> all 0.
+# Example 2: r = (-.07, .04, .08, -.03, .02, .05, -.06, .025): u_x in {.12, -.16}, u_y in
+#   {.075, .155}; sum u = .38, |u|^2 = .1393, sum r^2 = .020925.
+#   +r: h~ = 7.3793, h_l = 7.654825 -> T1 = .345175, T2 = .6207 + .0104625 = .6311625, T3 = 0.
+#   -r: h~ = 8.9193, h_l = 8.414825 -> all 0.
+# PRISE's option1 adds mu lam^2 sum r^2 / 2 inside T1: + .0016 (ex. 1), + .002615625 (ex. 2).
+PRISE_R = [[0.05, 0.03, -0.04, 0.02, 0.06, -0.05, 0.03, 0.02],
+           [-0.07, 0.04, 0.08, -0.03, 0.02, 0.05, -0.06, 0.025]]
+PRISE_EXPECTED = {  # per example, sum over the 2 antithetic samples: (T1, T2, T3)
+    "option2": [(0.311975, 0.5743, 0.0), (0.345175, 0.6311625, 0.0)],
+    "option1": [(0.313575, 0.5743, 0.0), (0.347790625, 0.6311625, 0.0)],
+}
+
+
+class _Protocol:
+    input_size, template_size = 8, 5
+
+
+class _HomographyStub:
+    family, mu, protocol = "homography", 0.0, _Protocol()
+
+
+def _prise_objective(option: str) -> DLC:
+    setup_gin()
+    gin.clear_config()
+    gin.parse_config_file(str(GIN_ROOT / "objectives" / "dlc_prise.gin"))
+    gin.parse_config("bench.objectives.DLC.samples = 2")  # one draw, both signs
+    if option == "option2":
+        gin.parse_config("bench.objectives.DLC.t1_margin = False")
+    try:
+        objective = DLC()
+    finally:
+        gin.clear_config()
+    objective.setup(_HomographyStub())
+    r = torch.tensor(PRISE_R, dtype=torch.float64)
+    objective.star.space._draw = lambda shape, target, generator: r[None]
+    return objective
+
+
+@pytest.mark.parametrize("option", ["option1", "option2"])
+def test_prise_preset_reproduces_a_hand_computed_hinge(option: str) -> None:
+    objective = _prise_objective(option)
+    target = torch.zeros(2, 4, 2, dtype=torch.float64)
+
+    def h(w: torch.Tensor) -> torch.Tensor:
+        return (w - 1).pow(2).sum((-1, -2))
+
+    result = objective.star(h, target)
+    expected = torch.tensor(PRISE_EXPECTED[option], dtype=torch.float64)  # [B, 3]
+    got = torch.stack([result.terms[k].sum(0) for k in ("t1", "t2", "t3")], -1)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(result.hinge, expected.sum(-1).mean(), atol=1e-6, rtol=0)
+    total = 8.0 + 5.0 * expected.sum(-1).mean()  # beta = 5
+    torch.testing.assert_close(result.total, total, atol=5e-6, rtol=0)
