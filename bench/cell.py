@@ -17,6 +17,8 @@ class Cell:
     results: the results folder (a string, so the cell pickles anywhere).
     skip_reason: non-empty when the combination is incompatible (never run).
     progress: show a per-epoch progress bar (sequential runs on a terminal only).
+    parent: run_id of the cell whose final weights this one starts from (`Experiment.init_from`;
+        same task, model and seed, run first); '' for a cell trained from scratch.
     """
 
     run_id: str
@@ -35,6 +37,7 @@ class Cell:
     threads: int = 0
     skip_reason: str = ""
     progress: bool = False
+    parent: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

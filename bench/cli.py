@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections import Counter
@@ -138,7 +139,11 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
         print(f"  skipped {cell.run_id}: {cell.skip_reason}")
         record_status(results, cell, Status.SKIPPED, cell.skip_reason)
     begin = time.time()
-    outcomes = execute(todo, args.executor, args.jobs, args.threads)
+    from bench.matrix import waves
+
+    # parents (init_from) first: each wave runs to its end before the next starts
+    outcomes = itertools.chain.from_iterable(
+        execute(wave, args.executor, args.jobs, args.threads) for wave in waves(todo))
     failed = []
     progress = None
     if not args.no_progress and todo:
