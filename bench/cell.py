@@ -16,6 +16,8 @@ class Cell:
     results: the results folder (a string, so the cell pickles anywhere).
     skip_reason: non-empty when the combination is incompatible (never run).
     progress: show a per-epoch progress bar (sequential runs on a terminal only).
+    eval_split: '' (any) or the only split the cell may evaluate: 'val' for tuning trials, whose
+        run fails rather than record a test metric.
     """
 
     run_id: str
@@ -33,6 +35,7 @@ class Cell:
     threads: int = 0
     skip_reason: str = ""
     progress: bool = False
+    eval_split: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

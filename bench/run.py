@@ -53,6 +53,8 @@ class Experiment:
         landscape_examples, landscape_rays, landscape_points: the `violation_rate` diagnostic on the
             first test examples (0 examples disables it).
         autocast_bf16: train under bf16 autocast on CUDA.
+        eval_split: the split the test-time solver is evaluated on: 'test', or 'val' for tuning
+            (recorded as phases 'val'/'val_iter'; no test metric is computed).
     """
 
     def __init__(
@@ -70,12 +72,16 @@ class Experiment:
         landscape_rays: int = 16,
         landscape_points: int = 8,
         autocast_bf16: bool = False,
+        eval_split: str = "test",
     ) -> None:
+        if eval_split not in ("val", "test"):
+            raise ValueError(f"eval_split must be 'val' or 'test', got {eval_split!r}")
         self.task, self.model, self.objective = task, model, objective
         self.optimizer, self.lr, self.epochs, self.batch_size = optimizer, lr, epochs, batch_size
         self.grad_clip, self.eval_batch_size = grad_clip, eval_batch_size
         self.landscape = (landscape_examples, landscape_rays, landscape_points)
         self.autocast_bf16 = autocast_bf16
+        self.eval_split = eval_split
 
     def skip(self) -> tuple[bool, str]:
         """(True, reason) if task, model and objective cannot run together."""
@@ -116,11 +122,14 @@ class _Recorder:
     """Collects tidy metric rows for one cell."""
 
     def __init__(self, cell: Cell) -> None:
+        self.only_split = cell.eval_split
         self.ident = dict(run_id=cell.run_id, task=cell.task, model=cell.model,
                           objective=cell.objective, seed=cell.seed)
         self.rows: list[dict[str, Any]] = []
 
     def add(self, phase: str, step: int, metric: str, value: float) -> None:
+        if self.only_split == "val" and phase.startswith("test"):
+            raise RuntimeError(f"a tuning cell (eval_split='val') tried to record {phase} {metric}")
         self.rows.append({**self.ident, "phase": phase, "step": int(step), "metric": metric,
                           "value": float(value)})
 
@@ -179,10 +188,12 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: _Recorder,
 
 @torch.no_grad()
 def evaluate(exp: Experiment, device: torch.device, rec: _Recorder) -> None:
-    """Run the test-time solver on the test split; record every metric per iteration and final."""
+    """Run the test-time solver on the `exp.eval_split` split; record every metric per iteration
+    (phase `<split>_iter`) and final (phase `<split>`)."""
     task, model = exp.task, exp.model
     model.eval()
-    columns = task.dataset("test")[:]
+    split = exp.eval_split
+    columns = task.dataset(split)[:]
     parts: dict[str, list[torch.Tensor]] = defaultdict(list)
     for batch in _batches(columns, exp.eval_batch_size):
         batch = _to(batch, device)
@@ -200,8 +211,8 @@ def evaluate(exp: Experiment, device: torch.device, rec: _Recorder) -> None:
     for metric in task.metrics:
         values = metric(trace)
         for it, value in enumerate(values.tolist()):
-            rec.add("test_iter", it, metric.name, value)
-        rec.add("test", len(values) - 1, metric.name, values[-1].item())
+            rec.add(f"{split}_iter", it, metric.name, value)
+        rec.add(split, len(values) - 1, metric.name, values[-1].item())
 
     examples, rays, points = exp.landscape
     if examples > 0:
@@ -246,6 +257,9 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         parse_text(cell.config_text)
         seed_everything(cell.seed)
         exp = Experiment()
+        if cell.eval_split and exp.eval_split != cell.eval_split:
+            raise RuntimeError(f"this cell may only evaluate the {cell.eval_split!r} split, but its "
+                               f"config sets bench.run.Experiment.eval_split = {exp.eval_split!r}")
         device = pick_device(cell.device)
         record["device"] = str(device)
         if device.type == "cuda":

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = ["run_id", "task", "model", "objective", "seed", "phase", "step", "metric", "value"]
-PHASES = ("train", "test", "test_iter", "landscape")
+PHASES = ("train", "val", "val_iter", "test", "test_iter", "landscape")
 STATUSES = ("done", "failed", "diverged", "skipped", "superseded")
 RUN_FIELDS = ("run_id", "task", "model", "objective", "seed", "scale", "status", "reason", "device",
               "device_name", "wall_time_s", "step_time_s", "threads", "cpu", "python", "torch",
