@@ -32,8 +32,15 @@ from bench.config import ConfigError, resolve
 from bench.matrix import Matrix, expand_cells, load_matrix
 from bench.select import select, selected_path, trial_scores
 from bench.store import atomic_write_text, clean_staging, collect, is_done, record_status
-from bench.sweep import EVAL_SPLIT, Sweep, binding_text, check_budgets, load_sweep, sample_params
-from bench.sweep import tpe_params
+from bench.sweep import (
+    EVAL_SPLIT,
+    Sweep,
+    binding_text,
+    check_budgets,
+    load_sweep,
+    sample_params,
+    tpe_params,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ("tune", "select", "final", "all")
@@ -225,22 +232,6 @@ def _smaller_budget_trials(out: Path, task: str, model: str, objective: str) -> 
     mine = table[(table.task == task) & (table.model == model) & (table.objective == objective)
                  & ~table.same_as_full]
     return sorted(set(mine["trial"].astype(int)))
-
-
-def tuning_compute(out: Path) -> dict[str, dict[str, float]]:
-    """Per objective: trials run and total wall time (s) of its trial cells."""
-    import pandas as pd
-
-    frames = []
-    for folder in sorted((out / "trials").glob("t*")):
-        if (folder / "runs.parquet").is_file():
-            frames.append(pd.read_parquet(folder / "runs.parquet"))
-    if not frames:
-        return {}
-    runs = pd.concat(frames)
-    runs = runs[runs["status"] == "done"]
-    return {o: {"cells": int(len(g)), "wall_time_s": float(g["wall_time_s"].sum())}
-            for o, g in runs.groupby("objective")}
 
 
 def main(args: argparse.Namespace) -> int:
