@@ -47,6 +47,7 @@ from bench.config import ConfigError, validate
 SAMPLERS = ("halton", "sobol", "random", "tpe")
 ITERATES = ("final", "best")
 DIRECTIONS = ("min", "max")
+MAX_AXES = 32  # quasi-random dimensions drawn (see unit_points)
 EVAL_SPLIT = "bench.run.Experiment.eval_split"  # the binding that picks the evaluated split
 
 
@@ -197,16 +198,25 @@ def axes(sweep: Sweep, objectives: Sequence[str]) -> list[str]:
 
 def unit_points(sampler: str, dimensions: int, count: int, seed: int) -> np.ndarray:
     """(count, dimensions) points in [0, 1): scrambled Halton / Sobol (scipy.stats.qmc), or
-    uniform random (numpy), all from `seed`."""
+    uniform random (numpy), all from `seed`.
+
+    The sequence is always drawn in `MAX_AXES` dimensions and cut to the first `dimensions`, so
+    dimension j holds the same points however many axes a sweep has (Sobol's scrambling and a
+    random matrix would otherwise change with the dimension count).
+    """
+    if dimensions > MAX_AXES:
+        raise ConfigError(f"a sweep has at most {MAX_AXES} axes, this one has {dimensions}")
     if sampler == "halton":
-        return qmc.Halton(d=dimensions, scramble=True, seed=seed).random(count)
-    if sampler == "sobol":
+        points = qmc.Halton(d=MAX_AXES, scramble=True, seed=seed).random(count)
+    elif sampler == "sobol":
         with warnings.catch_warnings():  # balance properties need 2^m points; any count is fine here
             warnings.simplefilter("ignore", UserWarning)
-            return qmc.Sobol(d=dimensions, scramble=True, seed=seed).random(count)
-    if sampler == "random":
-        return np.random.default_rng(seed).random((count, dimensions))
-    raise ValueError(f"unit_points: no batch sampler {sampler!r}")
+            points = qmc.Sobol(d=MAX_AXES, scramble=True, seed=seed).random(count)
+    elif sampler == "random":
+        points = np.random.default_rng(seed).random((count, MAX_AXES))
+    else:
+        raise ValueError(f"unit_points: no batch sampler {sampler!r}")
+    return points[:, :dimensions]
 
 
 def scale_value(spec: Mapping[str, Any], u: float) -> Any:
