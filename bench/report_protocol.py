@@ -34,18 +34,18 @@ SUBSET_DRAWS = 500  # bootstrap draws of trial subsets per budget (seeded)
 
 
 def objective_colors(objectives: list[str]) -> dict[str, tuple]:
-    """One fixed colour per objective name: the report package's palette when it has one, else
-    seaborn's colour-blind palette in sorted-name order."""
+    """One fixed colour per objective name: the report package's `style(objective)` when present
+    (the same colours as every other figure), else seaborn's colour-blind palette in sorted-name
+    order."""
     try:
-        from bench.report.figures import palette  # type: ignore[import-not-found]
-
-        return {o: palette(o) for o in objectives}
-    except (ImportError, AttributeError, TypeError):
+        from bench.report.figures import style  # type: ignore[import-not-found]
+    except ImportError:
         import seaborn as sns
 
         names = sorted(set(objectives))
         colours = sns.color_palette("colorblind", max(len(names), 1))
         return {o: colours[i % len(colours)] for i, o in enumerate(names)}
+    return {o: style(o)[0] for o in objectives}
 
 
 def final_values(folder: Path, sweep) -> pd.DataFrame:

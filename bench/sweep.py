@@ -18,6 +18,7 @@ A sweep file (`gin/sweeps/<name>.gin`) binds `bench.sweep.Sweep`; a matrix point
         final_seeds = [100, 101, 102, 103, 104]
         budgets = [1, 4]         # smaller budgets whose winners (best of the first b trials) also
                                  # run on the final seeds: the test-score-vs-budget figure
+        budget0 = True           # the one-shot defaults also run on the final seeds
 
 Search spaces use AlgoPerf's vocabulary: `{'min', 'max', 'scaling': 'log'|'linear'}` or
 `{'feasible_points': [...]}`; keys are ordinary gin bindings (a feasible point written as a string
@@ -65,6 +66,7 @@ class Sweep:
     iterate: str = "final"
     final_seeds: Sequence[int] = ()
     budgets: Sequence[int] = ()
+    budget0: bool = True
     source: str = ""
 
     def budget(self, objective: str) -> int:

@@ -197,7 +197,7 @@ def _print_dry(cells: Sequence[Cell]) -> int:
 
 def final_cells(parts: Sequence[Matrix], sweep: Sweep, out: Path, device: str) -> list[Cell]:
     """Winners on the fresh seeds (`final/`) and the one-shot defaults on the same seeds
-    (`budget0/`), both evaluated on the test split."""
+    (`budget0/`, unless the sweep sets `budget0 = False`), all evaluated on the test split."""
     test = [binding_text(EVAL_SPLIT, "test")]
     cells = []
     for part, task, model, objective in _combos(parts):
@@ -210,7 +210,8 @@ def final_cells(parts: Sequence[Matrix], sweep: Sweep, out: Path, device: str) -
             continue
         if not chosen.is_file():
             raise ConfigError(f"{chosen}: no selected config; run `bench tune --phase select`")
-        cells += defaults
+        if sweep.budget0:
+            cells += defaults
         cells += expand_cells(narrow, out / "final", (str(chosen),), test, device)
         for trial in _smaller_budget_trials(out, Path(task).stem, Path(model).stem,
                                             Path(objective).stem):
@@ -238,6 +239,11 @@ def main(args: argparse.Namespace) -> int:
     matrix_path = resolve("matrices", args.matrix)
     out = Path(args.out) if args.out else REPO / "results" / "tune" / matrix_path.stem
     parts, sweep = load_plan(matrix_path)
+    if args.estimate:
+        from bench.tune_estimate import estimate
+
+        print(estimate(parts, sweep, args.estimate, args.jobs).to_string())
+        return 0
     if not args.dry_run:
         out.mkdir(parents=True, exist_ok=True)
     status = 0
@@ -276,5 +282,8 @@ def add_parser(sub) -> None:
     tune.add_argument("--threads", type=int, default=0)
     tune.add_argument("--device", default="auto")
     tune.add_argument("--dry-run", action="store_true", help="print the cells, run nothing")
+    tune.add_argument("--estimate", type=Path, metavar="RESULTS",
+                      help="print the cells of every phase and their time from the per-cell "
+                           "wall times measured in RESULTS/runs.parquet (runs nothing)")
     tune.add_argument("--allow-unequal-budgets", action="store_true",
                       help="run even when objectives have different numbers of trials")
