@@ -10,6 +10,7 @@ class Cell:
     """Everything a worker needs to run one cell; picklable and JSON-able.
 
     run_id: folder name, `<task>-<model>-<objective>-s<seed>-<key[:8]>`.
+    family: the task family (`Task.family` of the built cell), e.g. `alignment1d`.
     key: cache key, sha256 of (config text, seed, package version).
     config_text: the requested gin config with includes inlined (what the worker parses).
     files, bindings: where that text came from (for the record).
@@ -29,6 +30,7 @@ class Cell:
     scale: str
     config_text: str
     results: str
+    family: str = ""
     files: tuple[str, ...] = ()
     bindings: tuple[str, ...] = ()
     device: str = "auto"

@@ -13,6 +13,7 @@ from filelock import FileLock, Timeout
 
 from bench.config import ConfigError, resolve
 from bench.executors import EXECUTORS, execute
+from bench.schema import Status
 from bench.store import clean_staging, collect, is_done, read_run, record_status
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if cell.skip_reason:
             statuses[cell.run_id] = f"skipped: {cell.skip_reason}"
         elif is_done(results, cell.run_id, cell.key):
-            statuses[cell.run_id] = "done"
+            statuses[cell.run_id] = str(Status.DONE)
         else:
             previous = read_run(results, cell.run_id)
             statuses[cell.run_id] = "to run" + (f" (was {previous['status']})" if previous else "")
@@ -125,7 +126,7 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
           f"{len(skipped)} skipped, {len(todo)} to run -> {results}")
     for cell in skipped:
         print(f"  skipped {cell.run_id}: {cell.skip_reason}")
-        record_status(results, cell, "skipped", cell.skip_reason)
+        record_status(results, cell, Status.SKIPPED, cell.skip_reason)
     begin = time.time()
     outcomes = execute(todo, args.executor, args.jobs, args.threads)
     failed = []
@@ -135,7 +136,7 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
 
         progress = tqdm(total=len(todo), desc="matrix", unit="cell")
     for outcome in outcomes:
-        if outcome["status"] != "done":
+        if outcome["status"] != Status.DONE:
             failed.append(outcome)
         if progress is not None:
             progress.set_postfix_str(f"{outcome['run_id'][:40]} {outcome['status']}")

@@ -1,7 +1,11 @@
 """Gin plumbing: where config files live, how a cell's config text is built, and validation.
 
-gin-config 0.5.0 is process-global state with a few sharp edges on modern Python (see
-`shared/research/ecosystem.md`, section C). Everything the suite does with gin goes through this module:
+gin-config 0.5.0 is process-global state with a few sharp edges on modern Python: registrations
+are permanent (re-importing a configurable module raises), `include` resolves against the CWD or
+registered search paths rather than the including file, a file that is not found can surface as
+`AttributeError: module 'importlib' has no attribute 'util'` with `Path not found` log noise, an
+unclosed bracket raises `tokenize.TokenError` rather than `SyntaxError`, and parsing finalizes (locks)
+the config by default. Everything the suite does with gin goes through this module:
 
 * `GIN_ROOT` is the `gin/` folder; `include` lines resolve against it (never against the CWD).
 * `resolve(axis, name)` turns `dlc` or `gin/objectives/dlc.gin` into a path.

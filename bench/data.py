@@ -1,4 +1,5 @@
-"""Generated datasets, cached on disk as Hugging Face `datasets.Dataset`, keyed by their parameters.
+"""Datasets as Hugging Face `datasets.Dataset`: generated ones cached on disk, keyed by their
+parameters (`cached_dataset`), and in-memory ones over numpy columns (`in_memory_dataset`).
 
 Two workers may ask for the same data at once: generation happens under a file lock, the dataset is
 written to a temporary folder and renamed into place, so a reader never sees a half-written cache.
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+import torch
 from filelock import FileLock
 
 
@@ -79,3 +81,24 @@ def _feature(array: np.ndarray):
     shape = array.shape[1:]
     array_type = {2: datasets.Array2D, 3: datasets.Array3D, 4: datasets.Array4D}[len(shape)]
     return array_type(shape=shape, dtype=dtype)
+
+
+def in_memory_dataset(columns: Mapping[str, np.ndarray], dtype: torch.dtype | None = None):
+    """`datasets.Dataset` (torch format) over numpy columns `[N]` / `[N, D]` without copying them
+    through Python lists (2-D columns become fixed-size lists). The torch formatter makes integer
+    columns int64 unless `dtype` is given (it then applies to every column)."""
+    import datasets
+    import pyarrow as pa
+
+    arrays = {}
+    for key, value in columns.items():
+        value = np.ascontiguousarray(value)
+        if value.ndim == 1:
+            arrays[key] = pa.array(value)
+        elif value.ndim == 2:
+            arrays[key] = pa.FixedSizeListArray.from_arrays(pa.array(value.reshape(-1)),
+                                                            value.shape[1])
+        else:
+            raise ValueError(f"column {key!r}: expected 1-D or 2-D, got shape {value.shape}")
+    kwargs = {} if dtype is None else {"dtype": dtype}
+    return datasets.Dataset(pa.table(arrays)).with_format("torch", **kwargs)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cell import Cell
+from bench.schema import Status
 
 EXECUTORS = ("sequential", "local", "submitit", "ray")
 
@@ -46,8 +47,9 @@ def _failed(cell: Cell, err: BaseException) -> dict[str, Any]:
     reason = f"worker process died: {type(err).__name__}: {err}"
     previous = read_run(Path(cell.results), cell.run_id)
     if previous is None or previous.get("key") != cell.key:
-        record_status(Path(cell.results), cell, "failed", reason)
-    return {"run_id": cell.run_id, "status": "failed", "reason": reason, "wall_time_s": None}
+        record_status(Path(cell.results), cell, Status.FAILED, reason)
+    return {"run_id": cell.run_id, "status": str(Status.FAILED), "reason": reason,
+            "wall_time_s": None}
 
 
 def run_sequential(cells: Sequence[Cell], threads: int = 0) -> Iterator[dict[str, Any]]:

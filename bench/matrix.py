@@ -14,8 +14,9 @@ A matrix may instead list `parts`, other matrix files (relative to `gin/`), one 
 each with its own axes: `bench.matrix.Matrix.parts = ['matrices/cpu/alignment1d.gin', ...]`.
 
 A cell is the composition `scales/<scale>.gin, scales/<scale>/<family>.gin, tasks/<t>.gin,
-models/<m>.gin, objectives/<o>.gin` (the family is the task file's name up to its first `_`),
-then any `--gin_file`, then the matrix's and the command line's bindings (later wins). Every cell is
+models/<m>.gin, objectives/<o>.gin` (the family is the `family` of the task class the task file
+binds, e.g. `alignment1d`), then any `--gin_file`, then the matrix's and the command line's bindings
+(later wins). Every cell is
 parsed and built in the driver before anything runs, so a malformed config stops the run with the
 file and line and writes nothing, and an incompatible combination is skipped with its reason.
 """
@@ -32,6 +33,7 @@ import gin
 from bench import __version__
 from bench.cell import Cell
 from bench.config import GIN_ROOT, ConfigError, expand, resolve, setup_gin, validate
+from bench.experiment import Experiment
 
 
 @gin.configurable(module="bench.matrix")
@@ -65,12 +67,25 @@ def load_matrix(path: Path) -> list[Matrix]:
     return parts
 
 
-def family_scale(scale: str, task_file: Path) -> list[Path]:
-    """`gin/scales/<scale>/<family>.gin` for a task file named `<family>_<variant>.gin`, if any:
-    the family's sizes at that scale. Only a cell's own family file is part of its config (and
-    cache key), so editing one family's sizes never invalidates another family's results."""
-    path = GIN_ROOT / "scales" / scale / f"{task_file.stem.split('_', 1)[0]}.gin"
-    return [path] if path.is_file() else []
+def task_family(files: Sequence[Path], bindings: Sequence[str]) -> str:
+    """`family` of the task class that `files` + `bindings` bind to `Experiment.task`, read from
+    the class without building it (`Task.family`)."""
+    validate(files, bindings)
+    try:
+        reference = gin.query_parameter("bench.run.Experiment.task")
+    except ValueError:
+        raise ConfigError(f"{files[0]}: no task bound (bench.run.Experiment.task)") from None
+    finally:
+        gin.clear_config()
+    return str(getattr(reference.configurable.wrapped, "family", ""))
+
+
+def family_scale(scale: str, family: str) -> list[Path]:
+    """`gin/scales/<scale>/<family>.gin`, if any: the family's sizes at that scale. Only a cell's
+    own family file is part of its config (and cache key), so editing one family's sizes never
+    invalidates another family's results."""
+    path = GIN_ROOT / "scales" / scale / f"{family}.gin"
+    return [path] if family and path.is_file() else []
 
 
 def cache_key(config_text: str, seed: int) -> str:
@@ -90,8 +105,6 @@ def expand_cells(
 
     Raises `ConfigError` (file and line) on the first cell whose config does not parse or build.
     """
-    from bench.run import Experiment
-
     setup_gin()
     if not (matrix.tasks and matrix.models and matrix.objectives and matrix.seeds):
         raise ConfigError("a matrix needs at least one task, model, objective and seed")
@@ -102,12 +115,15 @@ def expand_cells(
     for task in matrix.tasks:
         for model in matrix.models:
             for objective in matrix.objectives:
-                task_file = resolve("tasks", task)
-                files = [scale_file, *family_scale(matrix.scale, task_file), task_file,
-                         resolve("models", model), resolve("objectives", objective), *extra]
+                axes = [resolve("tasks", task), resolve("models", model),
+                        resolve("objectives", objective)]
+                family = task_family([scale_file, *axes, *extra], bindings)
+                files = [scale_file, *family_scale(matrix.scale, family), *axes, *extra]
                 validate(files, bindings)
                 try:
-                    skip, reason = Experiment().skip()
+                    exp = Experiment()
+                    skip, reason = exp.skip()
+                    family = exp.family
                 except Exception as err:  # noqa: BLE001 - report which cell failed to build
                     raise ConfigError(
                         f"cell (task={task}, model={model}, objective={objective}) does not build: "
@@ -121,7 +137,7 @@ def expand_cells(
                     cells.append(Cell(
                         run_id=f"{names[0]}-{names[1]}-{names[2]}-s{seed}-{key[:8]}",
                         key=key, task=names[0], model=names[1], objective=names[2], seed=int(seed),
-                        scale=matrix.scale, config_text=text, results=str(results),
+                        scale=matrix.scale, config_text=text, results=str(results), family=family,
                         files=tuple(str(f) for f in files), bindings=tuple(bindings),
                         device=device, skip_reason=reason if skip else "",
                     ))

@@ -2,7 +2,8 @@
 
 Every metric maps an evaluation `Trace` (the test-time solver's iterates, for all N test examples)
 to one value per solver iteration, `[T+1]`; the runner stores all of them (phase `test_iter`) and the
-last one (phase `test`). Each declares its direction so reports know which value is best.
+last one (phase `test`). Each declares its `Direction` so reports know which value is best; the runner
+records every metric's direction in `run.json` (`metric_directions`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Literal
 
 import gin
 import torch
+
+from bench.schema import Direction
 
 
 @dataclass
@@ -31,10 +34,10 @@ class Trace:
 
 
 class Metric:
-    """Base class: `name`, `direction` ('min' or 'max') and `__call__(trace) -> [T+1]`."""
+    """Base class: `name`, `direction` (a `Direction`) and `__call__(trace) -> [T+1]`."""
 
     name: str = ""
-    direction: Literal["min", "max"] = "min"
+    direction: Direction = Direction.MIN
 
     def __call__(self, trace: Trace) -> torch.Tensor:
         raise NotImplementedError
@@ -65,7 +68,7 @@ class OptimalityGap(Metric):
 class SuccessRate(Metric):
     """Percentage of examples with d(w_t, w*) < threshold (named `success@<threshold>`)."""
 
-    direction = "max"
+    direction = Direction.MAX
 
     def __init__(self, threshold: float = 1.0) -> None:
         self.threshold = threshold
@@ -79,9 +82,9 @@ class SuccessRate(Metric):
 class Extra(Metric):
     """Mean of a task-specific per-iteration value `trace.extras[key]`."""
 
-    def __init__(self, key: str = "", direction: Literal["min", "max"] = "min") -> None:
+    def __init__(self, key: str = "", direction: Literal["min", "max", "none"] = "min") -> None:
         self.name = key
-        self.direction = direction
+        self.direction = Direction(direction)
 
     def __call__(self, trace: Trace) -> torch.Tensor:
         if self.name not in trace.extras:

@@ -1,9 +1,10 @@
-"""Where a number was measured: CPU model, git commit."""
+"""Where a number was measured: CPU model, git commit, versions."""
 
 from __future__ import annotations
 
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -26,3 +27,13 @@ def git_sha() -> str | None:
         return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def environment() -> dict[str, str | None]:
+    """Versions and machine a run executes on (recorded in its run.json)."""
+    import torch
+
+    from bench import __version__
+
+    return {"package_version": __version__, "git_sha": git_sha(), "python": sys.version.split()[0],
+            "torch": torch.__version__, "platform": platform.platform(), "cpu": cpu_name()}

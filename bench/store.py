@@ -1,13 +1,14 @@
 """The results store: one folder per run, atomic writes, resume, the tidy table.
 
-Layout (DESIGN section 7):
+Layout of a results folder:
 
-    <results>/runs/<run_id>/run.json          status (done|failed|diverged|skipped), identity, provenance
+    <results>/runs/<run_id>/run.json          status (`bench.schema.Status`), identity, family,
+                                              provenance, `metric_directions`
     <results>/runs/<run_id>/config.gin        the requested config (includes inlined)
     <results>/runs/<run_id>/operative.gin     gin.operative_config_str() in the worker
-    <results>/runs/<run_id>/metrics.parquet   tidy rows (COLUMNS)
+    <results>/runs/<run_id>/metrics.parquet   tidy rows (`bench.schema.COLUMNS`), phase a `Phase`
     <results>/results.parquet (+ .csv)        every run's metrics, rebuilt from the run folders
-    <results>/runs.parquet (+ .csv)           one row per run: status, reason, timings
+    <results>/runs.parquet (+ .csv)           one row per run (RUN_FIELDS): status, family, timings
 
 A worker writes a run into a hidden staging folder and renames it into place when it ends, so a
 run folder is always complete; a killed worker leaves only a staging folder, removed on the next
@@ -28,12 +29,12 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["run_id", "task", "model", "objective", "seed", "phase", "step", "metric", "value"]
-PHASES = ("train", "val", "val_iter", "test", "test_iter", "landscape")
-STATUSES = ("done", "failed", "diverged", "skipped", "superseded")
+from bench.schema import COLUMNS, Status
+
+#: the columns of `runs.parquet`, read from each run.json (plus `metric_directions`, as JSON text)
 RUN_FIELDS = ("run_id", "task", "model", "objective", "seed", "scale", "status", "reason", "device",
               "device_name", "wall_time_s", "step_time_s", "threads", "cpu", "python", "torch",
-              "package_version", "git_sha", "key", "finished")
+              "package_version", "git_sha", "key", "finished", "family")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -81,7 +82,7 @@ def read_run(results: Path, run_id: str) -> dict | None:
 def is_done(results: Path, run_id: str, key: str) -> bool:
     """True when the run finished successfully with the same cache key (resume skips it)."""
     record = read_run(results, run_id)
-    return bool(record) and record.get("status") == "done" and record.get("key") == key
+    return bool(record) and record.get("status") == Status.DONE and record.get("key") == key
 
 
 class RunWriter:
@@ -118,7 +119,7 @@ class RunWriter:
         shutil.rmtree(self.stage, ignore_errors=True)
 
 
-def record_status(results: Path, cell, status: str, reason: str) -> None:
+def record_status(results: Path, cell, status: Status, reason: str) -> None:
     """Publish a run.json without metrics for a cell that never ran to the end in a worker: an
     incompatible (`skipped`) cell, or one whose worker process died (`failed`). Idempotent."""
     previous = read_run(results, cell.run_id)
@@ -165,8 +166,8 @@ def collect(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not runs.empty:  # a changed config leaves the old run beside the new one: newest wins
         order = runs.sort_values("finished", na_position="first", kind="stable")
         stale = order.duplicated(["task", "model", "objective", "seed"], keep="last")
-        runs.loc[stale[stale].index, "status"] = "superseded"
-        live = set(runs.loc[runs.status != "superseded", "run_id"])
+        runs.loc[stale[stale].index, "status"] = str(Status.SUPERSEDED)
+        live = set(runs.loc[runs.status != Status.SUPERSEDED, "run_id"])
         frames = [f for f in frames if f.empty or f["run_id"].iloc[0] in live]
     metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     for frame, name in ((metrics, "results"), (runs, "runs")):

@@ -1,9 +1,12 @@
-"""Shared fixtures: an isolated data cache, offline Hugging Face, small torch thread counts."""
+"""Shared fixtures and helpers: an isolated data cache, offline Hugging Face, small torch thread
+counts; `bench_cli`, and `write_matrix` / `run_records` for tiny end-to-end matrices."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,38 @@ def bench_cli(*args: str) -> int:
 
 def python() -> str:
     return sys.executable
+
+
+TINY = [
+    "bench.run.Experiment.epochs = 1",
+    "bench.run.Experiment.batch_size = 32",
+    "bench.run.Experiment.landscape_examples = 8",
+    "bench.run.Experiment.landscape_rays = 4",
+    "bench.run.Experiment.landscape_points = 4",
+    "bench.tasks.alignment1d.Alignment1D.n_train = 64",
+    "bench.tasks.alignment1d.Alignment1D.n_test = 32",
+    "bench.tasks.alignment1d.Alignment1D.iterations = 4",
+]
+
+
+def write_matrix(folder: Path, objectives: list[str], seeds: list[int] = (0,),
+                 models: list[str] = ("conv1d",), tasks: list[str] = ("alignment1d_nonlinear",),
+                 extra: list[str] = (), tiny: list[str] = TINY) -> Path:
+    """A smoke-scale matrix file with the `tiny` budget bindings (+ `extra`) for every cell."""
+    path = folder / "tiny.gin"
+    bindings = ",\n        ".join(repr(b) for b in [*tiny, *extra])
+    path.write_text(textwrap.dedent(f"""\
+        bench.matrix.Matrix.tasks = {list(tasks)!r}
+        bench.matrix.Matrix.models = {list(models)!r}
+        bench.matrix.Matrix.objectives = {list(objectives)!r}
+        bench.matrix.Matrix.seeds = {list(seeds)!r}
+        bench.matrix.Matrix.scale = 'smoke'
+        bench.matrix.Matrix.bindings = [
+            {bindings}]
+        """))
+    return path
+
+
+def run_records(results: Path) -> dict[str, dict]:
+    """Every run.json under `results/runs`, by run folder name."""
+    return {p.parent.name: json.loads(p.read_text()) for p in (results / "runs").glob("*/run.json")}

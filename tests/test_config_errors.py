@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.config import GIN_ROOT, ConfigError, expand, resolve, validate
-from bench.matrix import family_scale
-from tests.conftest import bench_cli
-from tests.test_runner import write_matrix
+from bench.matrix import family_scale, task_family
+from tests.conftest import bench_cli, write_matrix
 
 CASES = {
     "unknown_configurable": (
@@ -83,8 +82,10 @@ def test_every_shipped_gin_file_parses_in_a_cell() -> None:
     """Each task/model/objective/scale file composes into a valid cell with the others."""
     for scale in ("smoke", "cpu", "paper"):
         for task in sorted((GIN_ROOT / "tasks").glob("*.gin")):
+            family = task_family([resolve("scales", scale), task], ())
+            assert family_scale(scale, family), f"{task}: no gin/scales/{scale}/{family}.gin"
             for model in sorted((GIN_ROOT / "models").glob("*.gin")):
-                validate([resolve("scales", scale), *family_scale(scale, task), task, model,
+                validate([resolve("scales", scale), *family_scale(scale, family), task, model,
                           resolve("objectives", "dlc")])
         for objective in sorted((GIN_ROOT / "objectives").glob("*.gin")):
             validate([resolve("scales", scale), resolve("tasks", "alignment1d_nonlinear"),

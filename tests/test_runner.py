@@ -2,53 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from bench.store import COLUMNS
-from tests.conftest import REPO, bench_cli
-
-TINY = [
-    "bench.run.Experiment.epochs = 1",
-    "bench.run.Experiment.batch_size = 32",
-    "bench.run.Experiment.landscape_examples = 8",
-    "bench.run.Experiment.landscape_rays = 4",
-    "bench.run.Experiment.landscape_points = 4",
-    "bench.tasks.alignment1d.Alignment1D.n_train = 64",
-    "bench.tasks.alignment1d.Alignment1D.n_test = 32",
-    "bench.tasks.alignment1d.Alignment1D.iterations = 4",
-]
-
-
-def write_matrix(folder: Path, objectives: list[str], seeds: list[int] = (0,),
-                 models: list[str] = ("conv1d",), tasks: list[str] = ("alignment1d_nonlinear",),
-                 extra: list[str] = (), tiny: list[str] = TINY) -> Path:
-    """A smoke-scale matrix file with the `tiny` budget bindings (+ `extra`) for every cell."""
-    path = folder / "tiny.gin"
-    bindings = ",\n        ".join(repr(b) for b in [*tiny, *extra])
-    path.write_text(textwrap.dedent(f"""\
-        bench.matrix.Matrix.tasks = {list(tasks)!r}
-        bench.matrix.Matrix.models = {list(models)!r}
-        bench.matrix.Matrix.objectives = {list(objectives)!r}
-        bench.matrix.Matrix.seeds = {list(seeds)!r}
-        bench.matrix.Matrix.scale = 'smoke'
-        bench.matrix.Matrix.bindings = [
-            {bindings}]
-        """))
-    return path
-
-
-def run_records(results: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in (results / "runs").glob("*/run.json")}
+from bench.schema import COLUMNS
+from tests.conftest import REPO, bench_cli, run_records, write_matrix
 
 
 def test_end_to_end_store_layout_and_resume(tmp_path: Path) -> None:
@@ -153,7 +118,7 @@ class DoubledPlain(Plain):
     """A user baseline: twice the original loss."""
     def forward(self, task, model, outputs, batch):
         out = super().forward(task, model, outputs, batch)
-        return ObjectiveOutput(2 * out.loss, out.logs)
+        return ObjectiveOutput(2 * out.loss, out.base, out.logs)
 
 class OtherFamilyModel(torch.nn.Module):
     family = "not_alignment1d"
@@ -230,6 +195,7 @@ def test_incompatible_cells_are_skipped_with_reason(tmp_path: Path, plugin_dir: 
     assert "not_alignment1d" in skipped["reason"]
 
 
+@pytest.mark.slow  # ~16 s: a driver killed mid-run, then a full rerun
 def test_kill_minus_nine_then_rerun_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     matrix = write_matrix(tmp_path, ["plain", "dlc", "margin"], seeds=[0, 1])
     results = tmp_path / "out"
@@ -294,6 +260,7 @@ def test_local_executor_matches_sequential(tmp_path: Path) -> None:
     assert len(pids) == 2 and os.getpid() not in pids  # one fresh process per cell
 
 
+@pytest.mark.slow  # ~24 s: spawned workers, one of which dies
 def test_a_dying_worker_fails_only_its_own_cell(tmp_path: Path, plugin_dir: Path) -> None:
     files = _plugin_files(plugin_dir)
     matrix = write_matrix(tmp_path, ["plain", str(files["crash"]), "margin"])
@@ -308,7 +275,7 @@ def test_a_dying_worker_fails_only_its_own_cell(tmp_path: Path, plugin_dir: Path
 
 
 def test_submitit_local_executor(tmp_path: Path) -> None:
-    pytest.importorskip("submitit")
+    import submitit  # noqa: F401 - a dev dependency (pyproject `dev` extra): never skipped
     matrix = write_matrix(tmp_path, ["plain"])
     results = tmp_path / "out"
     assert bench_cli("run", str(matrix), "--results", str(results), "--executor", "submitit",
@@ -332,7 +299,7 @@ def test_cli_axis_overrides_and_list(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_ray_executor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("ray")
+    import ray  # noqa: F401 - a dev dependency (pyproject `dev` extra): never skipped
     monkeypatch.setenv("HOME", str(tmp_path))  # ray writes ~/.ray (auth token) on first init
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     monkeypatch.setenv("PYTHONPATH", str(REPO))

@@ -24,8 +24,7 @@ from bench.tasks.sequence.task import (
     escaped,
 )
 from dlc import Simplex
-from tests.conftest import bench_cli
-from tests.test_runner import run_records, write_matrix
+from tests.conftest import bench_cli, run_records, write_matrix
 
 
 def tiny_tasks() -> list[SequenceTask]:

@@ -13,14 +13,18 @@ through this interface, in plain tensors and dicts, BenchOpt-style:
 * `space` (a `dlc.Space`) gives the perturbations, the retraction and `distance(a, b)`;
 * `metrics`: the `bench.metrics.Metric` list bound in the task's gin file;
 * optionally `extras(model, outputs, batch, iterates)` -> task-specific per-iteration values
-  `{name: [T+1, B]}` (accuracy, corner error, ...), read by `bench.metrics.Extra`.
+  `{name: [T+1, B]}` (accuracy, corner error, ...), read by `bench.metrics.Extra`;
+* `family`: the family's name, recorded in every cell, `run.json` and the runs table.
+
+A model is any `torch.nn.Module` that satisfies `Model`: it names the family it is built for, and
+a task refuses (skips) a model of another family.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -28,6 +32,23 @@ from torch import nn
 from dlc import Space
 
 Batch = Mapping[str, torch.Tensor]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """The model contract: a `torch.nn.Module` (parameters, `train()`/`eval()`, `to(device)`)
+    that declares the task `family` it is built for. A model with nothing to train (classical ICP)
+    may also set `learned = False`; tasks that care read it with a default of True."""
+
+    family: str
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+    def to(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class Task(abc.ABC):
@@ -47,7 +68,7 @@ class Task(abc.ABC):
     # --- compatibility -------------------------------------------------------------------------
     def skip(self, model: nn.Module, objective: Any) -> tuple[bool, str]:
         """(True, reason) when this task cannot run with `model` / `objective`."""
-        family = getattr(model, "family", None)
+        family = model.family if isinstance(model, Model) else None
         if family != self.family:
             return True, (
                 f"model {type(model).__name__} is for task family {family!r}, "

@@ -32,7 +32,7 @@ Trivial baselines (`task.trivial`): adding MSE 1/6 (predict 1), copy CE 10 ln 8 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import gin
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.data import cached_dataset
+from bench.data import cached_dataset, in_memory_dataset
 from bench.metrics import Metric, Trace
 from bench.tasks.base import Batch, Task
 from bench.tasks.sequence import generators, mnist
@@ -485,23 +485,3 @@ class MNIST(_Classification):
         x = x[:, self.order().to(x.device)]
         return x.reshape(len(x), 28, 28) if self.mode == "row" else x[:, :, None]
 
-
-def in_memory_dataset(columns: Mapping[str, np.ndarray], dtype: torch.dtype | None = None):
-    """`datasets.Dataset` (torch format) over numpy columns `[N]` / `[N, D]` without copying them
-    through Python lists (2-D columns become fixed-size lists). The torch formatter makes integer
-    columns int64 unless `dtype` is given (it then applies to every column)."""
-    import datasets
-    import pyarrow as pa
-
-    arrays = {}
-    for key, value in columns.items():
-        value = np.ascontiguousarray(value)
-        if value.ndim == 1:
-            arrays[key] = pa.array(value)
-        elif value.ndim == 2:
-            arrays[key] = pa.FixedSizeListArray.from_arrays(pa.array(value.reshape(-1)),
-                                                            value.shape[1])
-        else:
-            raise ValueError(f"column {key!r}: expected 1-D or 2-D, got shape {value.shape}")
-    kwargs = {} if dtype is None else {"dtype": dtype}
-    return datasets.Dataset(pa.table(arrays)).with_format("torch", **kwargs)

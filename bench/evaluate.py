@@ -1,0 +1,98 @@
+"""Evaluation of one trained cell: the test-time solver's trace, the metrics, the landscape.
+
+* `solver_trace(exp, columns, device)` runs the task's iterative solver on every test example and
+  gathers a `bench.metrics.Trace` (distance to w*, energy h, h(w*), task extras; `[T+1, N]` each).
+* `evaluate(exp, device, rec)` records each of `task.metrics` per solver iteration (phase
+  `test_iter`) and at the last iteration (phase `test`), then the landscape diagnostic; with
+  `exp.eval_split = 'val'` (tuning trials) on the validation split instead, as phases
+  `val_iter`/`val`.
+* `landscape(exp, columns, device, rec)`: on the first `landscape_examples` test examples, the
+  fraction of sampled rays on which h is not star-convex around w* (`violation_rate`, lower is
+  better) and a 1-D slice of h along one random direction per example (`slice_t`, `slice_h`,
+  diagnostics with no better side).
+* `metric_directions(exp)`: the declared direction of every metric a cell records.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+import dlc
+from bench.experiment import Experiment
+from bench.metrics import Trace
+from bench.schema import Direction, Phase
+from bench.train import Columns, Recorder, batches, to_device, train_directions
+
+#: directions of the landscape diagnostic's metrics
+LANDSCAPE_DIRECTIONS = {"violation_rate": Direction.MIN, "slice_t": Direction.NONE,
+                        "slice_h": Direction.NONE}
+
+
+def metric_directions(exp: Experiment) -> dict[str, Direction]:
+    """metric name -> direction for every metric a cell of `exp` records (train, test, landscape)."""
+    test = {m.name: Direction(m.direction) for m in exp.task.metrics}
+    return {**train_directions(exp), **test, **LANDSCAPE_DIRECTIONS}
+
+
+@torch.no_grad()
+def solver_trace(exp: Experiment, columns: Columns, device: torch.device) -> Trace:
+    """Run the test-time solver on every row of `columns`, `exp.eval_batch_size` at a time."""
+    task, model = exp.task, exp.model
+    parts: dict[str, list[torch.Tensor]] = defaultdict(list)
+    for batch in batches(columns, exp.eval_batch_size):
+        batch = to_device(batch, device)
+        outputs = task.forward(model, batch)
+        target = task.target(batch)
+        iterates = task.solve(model, outputs, batch)  # [T+1, B, ...]
+        parts["distance"].append(task.space.distance(iterates, target[None]))
+        parts["h"].append(task.h(outputs, iterates))
+        parts["h_star"].append(task.h(outputs, target[None])[0])
+        for name, values in task.extras(model, outputs, batch, iterates).items():
+            parts[f"extra.{name}"].append(values)
+    joined = {k: torch.cat(v, dim=-1).double().cpu() for k, v in parts.items()}
+    return Trace(distance=joined.pop("distance"), h=joined.pop("h"), h_star=joined.pop("h_star"),
+                 extras={k.removeprefix("extra."): v for k, v in joined.items()})
+
+
+@torch.no_grad()
+def evaluate(exp: Experiment, device: torch.device, rec: Recorder) -> None:
+    """Run the test-time solver on the `exp.eval_split` split ('test' or 'val'); record every
+    metric per iteration and final, then the landscape diagnostic."""
+    exp.model.eval()
+    columns = exp.task.dataset(exp.eval_split)[:]
+    trace = solver_trace(exp, columns, device)
+    final, per_iter = ((Phase.VAL, Phase.VAL_ITER) if exp.eval_split == "val"
+                       else (Phase.TEST, Phase.TEST_ITER))
+    for metric in exp.task.metrics:
+        values = metric(trace)
+        for it, value in enumerate(values.tolist()):
+            rec.add(per_iter, it, metric.name, value)
+        rec.add(final, len(values) - 1, metric.name, values[-1].item())
+    if exp.landscape_examples > 0:
+        landscape(exp, columns, device, rec)
+
+
+@torch.no_grad()
+def landscape(exp: Experiment, columns: Columns, device: torch.device, rec: Recorder) -> None:
+    """`violation_rate` and a 1-D slice of h around w* on the first `landscape_examples` rows."""
+    task, model = exp.task, exp.model
+    batch = to_device(next(batches(columns, exp.landscape_examples)), device)
+    outputs = task.forward(model, batch)
+    target = task.target(batch)
+    generator = torch.Generator(device=device).manual_seed(0)  # same rays for every objective
+
+    def energy(w: torch.Tensor) -> torch.Tensor:
+        return task.h(outputs, w)
+
+    rate = dlc.violation_rate(energy, target, task.space, rays=exp.landscape_rays,
+                              points=exp.landscape_points, generator=generator)
+    rec.add(Phase.LANDSCAPE, 0, "violation_rate", float(rate))
+    # h(w* + t d) - h(w*) along one random direction per example, |d| = the sampling radius
+    ts, values = dlc.slice_1d(energy, target, task.space, generator=generator)
+    gap = (values - energy(target[None])).mean(dim=1)
+    for i, (t, value) in enumerate(zip(ts.tolist(), gap.tolist())):
+        rec.add(Phase.LANDSCAPE, i, "slice_t", t)
+        rec.add(Phase.LANDSCAPE, i, "slice_h", value)
+

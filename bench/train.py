@@ -1,0 +1,146 @@
+"""The training loop of one cell: seeding, device choice, batching, the per-epoch metric rows.
+
+`train(exp, device, seed, recorder)` runs `exp.epochs` epochs of `exp.optimizer` on
+`exp.objective`, shuffling the training split with its own generator seeded by the cell's seed, and
+records one row per epoch and training metric (phase `train`) through a `Recorder`:
+
+* `train_loss`: the objective's loss (what the optimizer minimised);
+* `train_original`: the task's original loss at w* (`ObjectiveOutput.base`), the same quantity for
+  every objective;
+* `train_optimality_gap`: `train_original - task.optimum`, for tasks that declare their optimum;
+* `train_<key>`: each value the objective logs (hinges, lam, ...).
+
+Each of them has a declared direction (`train_directions`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench.experiment import Experiment
+from bench.schema import Direction, Phase
+
+Columns = dict[str, torch.Tensor]
+
+#: directions of the metrics the loop itself records (objective logs declare their own)
+TRAIN_DIRECTIONS = {"train_loss": Direction.MIN, "train_original": Direction.MIN,
+                    "train_optimality_gap": Direction.MIN}
+
+
+class Diverged(RuntimeError):
+    """The training loss (or an evaluation value) became NaN or infinite."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's global and torch's RNGs with `seed`."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeds legacy global-RNG users too
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def to_device(batch: Columns, device: torch.device) -> Columns:
+    """Every tensor of `batch` moved to `device`."""
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def batches(columns: Columns, size: int, order: torch.Tensor | None = None) -> Iterator[Columns]:
+    """Consecutive batches of `size` rows of `columns` (each `[N, ...]`), in `order` (a permutation
+    `[N]`) when given; the last batch may be smaller."""
+    n = len(next(iter(columns.values())))
+    index = order if order is not None else torch.arange(n)
+    for start in range(0, n, size):
+        part = index[start:start + size]
+        yield {k: v[part] for k, v in columns.items()}
+
+
+class Recorder:
+    """Collects the tidy metric rows (`bench.schema.COLUMNS`) of one cell."""
+
+    def __init__(self, run_id: str, task: str, model: str, objective: str, seed: int,
+                 only_split: str = "") -> None:
+        self.ident = dict(run_id=run_id, task=task, model=model, objective=objective, seed=seed)
+        self.rows: list[dict[str, Any]] = []
+        self.only_split = only_split  # 'val': a tuning cell, which must never record a test row
+
+    def add(self, phase: Phase, step: int, metric: str, value: float) -> None:
+        if self.only_split == "val" and str(phase).startswith("test"):
+            raise RuntimeError(f"a tuning cell (eval_split='val') tried to record {phase} {metric}")
+        self.rows.append({**self.ident, "phase": str(phase), "step": int(step), "metric": metric,
+                          "value": float(value)})
+
+
+def train_directions(exp: Experiment) -> dict[str, Direction]:
+    """Direction of every metric `train` records for `exp` (`none` for undeclared objective logs)."""
+    logs = {f"train_{k}": Direction(v) for k, v in exp.objective.log_directions.items()}
+    return {**TRAIN_DIRECTIONS, **logs}
+
+
+def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
+          progress: bool = False) -> dict[str, Any]:
+    """Train `exp.model` with `exp.objective`; records the training metrics per epoch.
+
+    Returns timing info (`steps`, median and mean `step_time_s`). Raises `Diverged` on a
+    non-finite loss.
+    """
+    task, model, objective = exp.task, exp.model, exp.objective
+    columns = exp.task.dataset("train")[:]
+    params = list(model.parameters()) + list(objective.parameters())
+    optimizer = exp.optimizer(params, lr=exp.lr)
+    order_rng = torch.Generator().manual_seed(seed)
+    step, step_times = 0, []
+    for epoch in tqdm(range(exp.epochs), desc=rec.ident["run_id"][:40], unit="epoch",
+                      leave=False, disable=not progress):
+        model.train()
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        order = torch.randperm(len(next(iter(columns.values()))), generator=order_rng)
+        for batch in batches(columns, exp.batch_size, order):
+            batch = to_device(batch, device)
+            begin = time.perf_counter()
+            with torch.autocast(device.type, dtype=torch.bfloat16,
+                                enabled=exp.autocast_bf16 and device.type == "cuda"):
+                outputs = task.forward(model, batch)
+                result = objective(task, model, outputs, batch)
+            if not torch.isfinite(result.loss):
+                raise Diverged(f"non-finite loss {result.loss.item()} at step {step} (epoch {epoch})")
+            optimizer.zero_grad(set_to_none=True)
+            result.loss.backward()
+            if exp.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, exp.grad_clip)
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            step_times.append(time.perf_counter() - begin)
+            sums["train_loss"] += result.loss.item()
+            sums["train_original"] += float(result.base)
+            for key, value in result.logs.items():
+                sums[f"train_{key}"] += float(value)
+            count += 1
+            step += 1
+        for key, total in sums.items():
+            rec.add(Phase.TRAIN, epoch, key, total / max(count, 1))
+        if task.optimum is not None and "train_original" in sums:
+            rec.add(Phase.TRAIN, epoch, "train_optimality_gap",
+                    sums["train_original"] / max(count, 1) - task.optimum)
+    return {
+        "steps": step,
+        "step_time_s": float(np.median(step_times)) if step_times else None,
+        "step_time_mean_s": float(np.mean(step_times)) if step_times else None,
+    }
