@@ -245,18 +245,22 @@ def budget_figure(out: Path, sweep, scores: pd.DataFrame, budgets: pd.DataFrame,
 
 
 def compute_table(out: Path) -> pd.DataFrame:
-    """Per objective: trials, trial cells run, total wall time of the trial cells (s)."""
+    """Per (task, model) and objective: trials and the total wall time of the trial cells (s),
+    as one row per (task, model) with `<objective> trials` and `<objective> s` columns."""
     frames = [pd.read_parquet(f / "runs.parquet") for f in sorted((out / "trials").glob("t*"))
               if (f / "runs.parquet").is_file()]
     if not frames:
-        return pd.DataFrame(columns=["objective", "trials", "cells", "wall_time_s"])
+        return pd.DataFrame()
     runs = pd.concat(frames, ignore_index=True)
-    manifest = json.loads((out / "trials.json").read_text())
-    trials = pd.DataFrame(manifest).groupby("objective")["trial"].nunique()
     done = runs[runs["status"] == "done"]
-    return pd.DataFrame([dict(objective=o, trials=int(trials.get(o, 0)), cells=int(len(g)),
-                              wall_time_s=round(float(g["wall_time_s"].sum()), 1))
-                         for o, g in done.groupby("objective")])
+    long = done.groupby(["task", "model", "objective"]).agg(
+        trials=("run_id", "size"), seconds=("wall_time_s", "sum")).reset_index()
+    wide = long.pivot_table(index=["task", "model"], columns="objective",
+                            values=["trials", "seconds"], aggfunc="first")
+    wide = wide[sorted(wide.columns, key=lambda c: (c[1], c[0] != "trials"))]
+    wide.columns = [f"{objective} {'trials' if what == 'trials' else 's'}"
+                    for what, objective in wide.columns]
+    return wide.round(1).reset_index()
 
 
 def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
@@ -281,7 +285,8 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
     lines += [tabulate(shown, headers="keys", tablefmt="github", showindex=False), ""]
     compute = compute_table(out)
     atomic_write_frame(compute, report / "compute.csv")
-    lines += ["## Tuning compute per objective (equal trial counts by construction)", "",
+    lines += ["## Tuning compute (equal trial counts per comparison by construction; wall time "
+              "of the trial cells, s)", "",
               tabulate(compute, headers="keys", tablefmt="github", showindex=False), ""]
     lines += [f"## Tuned: each objective's winner vs {baseline}'s winner (test split)", "",
               "Paired by final seed; interval: t below 10 pairs, BCa from 10; p: exact sign-flip "

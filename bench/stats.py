@@ -234,9 +234,13 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray,
 def across_tasks(values: pd.DataFrame, direction: str, baseline: str) -> pd.DataFrame:
     """IQM [CI] per objective and P(objective > baseline) [CI] over problems.
 
-    values: columns `problem`, `objective`, `seed`, `value` of one metric. Returns one row per
-    objective: iqm, iqm_lo, iqm_hi, poi, poi_lo, poi_hi (poi NaN for the baseline itself).
+    values: columns `problem`, `objective`, `seed`, `value` of one metric; only the problems on
+    which every objective has runs count (so that all matrices share their columns). Returns one
+    row per objective: iqm, iqm_lo, iqm_hi, poi, poi_lo, poi_hi (poi NaN for the baseline).
     """
+    objectives = values["objective"].nunique()
+    shared = values.groupby("problem")["objective"].nunique() == objectives
+    values = values[values["problem"].isin(shared[shared].index)]  # problems every objective ran
     scores = normalised_scores(values, direction)
     base = score_matrix(scores, baseline) if baseline in set(scores["objective"]) else None
     rows = []
