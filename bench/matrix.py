@@ -8,6 +8,7 @@ A matrix is a gin file binding `bench.matrix.Matrix`:
     bench.matrix.Matrix.seeds = [0, 1, 2]
     bench.matrix.Matrix.scale = 'smoke'                        # gin/scales/<scale>.gin
     bench.matrix.Matrix.bindings = []                          # extra bindings for every cell
+    bench.matrix.Matrix.sweep = 'sweeps/smoke.gin'             # its sweep (`bench tune`), optional
 
 A matrix may instead list `parts`, other matrix files (relative to `gin/`), one per task family,
 each with its own axes: `bench.matrix.Matrix.parts = ['matrices/cpu/alignment1d.gin', ...]`.
@@ -47,6 +48,7 @@ class Matrix:
     scale: str = "smoke"
     bindings: Sequence[str] = field(default_factory=list)
     parts: Sequence[str] = ()
+    sweep: str = ""
 
 
 def load_matrix(path: Path) -> list[Matrix]:
@@ -59,7 +61,10 @@ def load_matrix(path: Path) -> list[Matrix]:
         gin.clear_config()
     if not matrix.parts:
         return [matrix]
-    return [part for ref in matrix.parts for part in load_matrix(resolve("matrices", ref))]
+    parts = [part for ref in matrix.parts for part in load_matrix(resolve("matrices", ref))]
+    for part in parts:  # a part without its own sweep uses its parent's
+        part.sweep = part.sweep or matrix.sweep
+    return parts
 
 
 def task_family(files: Sequence[Path], bindings: Sequence[str]) -> str:
