@@ -1,8 +1,9 @@
-"""Command line: `python -m bench run|list|catalog|report` (also installed as `dlc-bench`)."""
+"""Command line: `python -m bench run|list|catalog|report|tune` (also installed as `dlc-bench`)."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections import Counter
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="output folder (default RESULTS/report)")
     rep.add_argument("--format", default="md,tex,csv", help="table formats")
     rep.add_argument("--baseline", default="plain", help="objective the others are compared with")
+
+    from bench.tune import add_parser as add_tune
+
+    add_tune(sub)
     return parser
 
 
@@ -138,7 +143,11 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
         print(f"  skipped {cell.run_id}: {cell.skip_reason}")
         record_status(results, cell, Status.SKIPPED, cell.skip_reason)
     begin = time.time()
-    outcomes = execute(todo, args.executor, args.jobs, args.threads)
+    from bench.matrix import waves
+
+    # parents (init_from) first: each wave runs to its end before the next starts
+    outcomes = itertools.chain.from_iterable(
+        execute(wave, args.executor, args.jobs, args.threads) for wave in waves(todo))
     failed = []
     progress = None
     if not args.no_progress and todo:
@@ -212,11 +221,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from bench.tune import main as tune_main
+
+    return tune_main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"run": cmd_run, "list": cmd_list, "catalog": cmd_catalog,
-                "report": cmd_report}[args.command](args)
+                "report": cmd_report, "tune": cmd_tune}[args.command](args)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
