@@ -11,6 +11,8 @@ A matrix is a gin file binding `bench.matrix.Matrix`:
 
 A matrix may instead list `parts`, other matrix files (relative to `gin/`), one per task family,
 each with its own axes: `bench.matrix.Matrix.parts = ['matrices/cpu/alignment1d.gin', ...]`.
+`bench.matrix.Matrix.timeout = 3600` kills a cell after that many seconds (0: never; parts inherit
+it; `--timeout` overrides it). Seeds are integers in [0, 2**32 - 1].
 
 A cell is the composition `scales/<scale>.gin, scales/<scale>/<family>.gin, tasks/<t>.gin,
 models/<m>.gin, objectives/<o>.gin` (the family is the `family` of the task class the task file
@@ -31,7 +33,15 @@ import gin
 
 from bench import __version__
 from bench.cell import Cell
-from bench.config import GIN_ROOT, ConfigError, expand, resolve, setup_gin, validate
+from bench.config import (
+    GIN_ROOT,
+    ConfigError,
+    expand,
+    resolve,
+    setup_gin,
+    validate,
+    where_bound,
+)
 from bench.experiment import Experiment
 
 
@@ -47,11 +57,18 @@ class Matrix:
     scale: str = "smoke"
     bindings: Sequence[str] = field(default_factory=list)
     parts: Sequence[str] = ()
+    timeout: float = 0.0
 
 
-def load_matrix(path: Path) -> list[Matrix]:
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding accepts [0, 2**32 - 1]
+
+
+def load_matrix(path: Path, _stack: tuple[Path, ...] = ()) -> list[Matrix]:
     """Parse a matrix file in a clean gin state; returns its axes as plain data, one `Matrix`
     per part (a matrix without `parts` is its own single part)."""
+    path = Path(path).resolve()
+    if path in _stack:
+        raise ConfigError(f"{path}: matrix parts cycle: {' -> '.join(map(str, _stack + (path,)))}")
     validate([path])
     try:
         matrix = Matrix()
@@ -59,7 +76,32 @@ def load_matrix(path: Path) -> list[Matrix]:
         gin.clear_config()
     if not matrix.parts:
         return [matrix]
-    return [part for ref in matrix.parts for part in load_matrix(resolve("matrices", ref))]
+    parts = [part for ref in matrix.parts
+             for part in load_matrix(resolve("matrices", ref), _stack + (path,))]
+    for part in parts:
+        part.timeout = part.timeout or matrix.timeout
+    return parts
+
+
+def check_seeds(seeds: Sequence[object], where: str) -> None:
+    """Every seed an int in [0, MAX_SEED], else `ConfigError` naming `where`."""
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"{where}: seed {seed!r}: expected an integer in [0, {MAX_SEED}]")
+
+
+def check_budget(exp: Experiment, files: Sequence[Path], bindings: Sequence[str]) -> None:
+    """Training and evaluation sizes that cannot run, as a `ConfigError` naming the binding."""
+    learned = getattr(exp.model, "learned", True)
+    if exp.epochs < 0 or (exp.epochs == 0 and learned):
+        raise ConfigError(
+            f"{where_bound(files, bindings, 'bench.run.Experiment', 'epochs')}: "
+            f"bench.run.Experiment.epochs = {exp.epochs}: expected >= 1 (0 only for a model with "
+            "nothing to learn, `learned = False`, e.g. ICP)")
+    for name in ("batch_size", "eval_batch_size"):
+        if getattr(exp, name) < 1:
+            raise ConfigError(f"{where_bound(files, bindings, 'bench.run.Experiment', name)}: "
+                              f"bench.run.Experiment.{name} = {getattr(exp, name)}: expected >= 1")
 
 
 def task_family(files: Sequence[Path], bindings: Sequence[str]) -> str:
@@ -83,9 +125,16 @@ def family_scale(scale: str, family: str) -> list[Path]:
     return [path] if family and path.is_file() else []
 
 
+def canonical(config_text: str) -> str:
+    """`config_text` without full-line comments, blank lines and trailing spaces: what a cell's
+    identity depends on (editing a comment in a gin file re-runs nothing)."""
+    lines = (line.rstrip() for line in config_text.splitlines())
+    return "\n".join(line for line in lines if line and not line.lstrip().startswith("#")) + "\n"
+
+
 def cache_key(config_text: str, seed: int) -> str:
     """sha256 of the canonical config text, the seed and the package version."""
-    blob = f"{config_text}\n# seed={seed}\n# dlc-bench={__version__}\n"
+    blob = f"{canonical(config_text)}\n# seed={seed}\n# dlc-bench={__version__}\n"
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -103,6 +152,7 @@ def expand_cells(
     setup_gin()
     if not (matrix.tasks and matrix.models and matrix.objectives and matrix.seeds):
         raise ConfigError("a matrix needs at least one task, model, objective and seed")
+    check_seeds(matrix.seeds, "bench.matrix.Matrix.seeds")
     scale_file = resolve("scales", matrix.scale)
     extra = [resolve("", f) for f in gin_files]
     bindings = list(matrix.bindings) + list(gin_bindings)
@@ -119,6 +169,11 @@ def expand_cells(
                     exp = Experiment()
                     skip, reason = exp.skip()
                     family = exp.family
+                    if not skip:
+                        check_budget(exp, files, bindings)
+                        exp.objective.setup(exp.task)  # the objective checks its options here
+                except ConfigError:
+                    raise
                 except Exception as err:  # noqa: BLE001 - report which cell failed to build
                     raise ConfigError(
                         f"cell (task={task}, model={model}, objective={objective}) does not build: "
@@ -135,5 +190,6 @@ def expand_cells(
                         scale=matrix.scale, config_text=text, results=str(results), family=family,
                         files=tuple(str(f) for f in files), bindings=tuple(bindings),
                         device=device, skip_reason=reason if skip else "",
+                        timeout=float(matrix.timeout),
                     ))
     return cells

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
-from bench.store import atomic_write_text, collect
+from bench.catalog import read_tables
+from bench.store import atomic_write_text
 
 FINAL_PHASES = ("test", "landscape")
 
@@ -324,7 +325,7 @@ def write_report(results: Path, out: Path | None = None, formats: Sequence[str] 
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     formats = list(formats or ["md", "tex", "csv"])
-    metrics, runs = collect(results)
+    metrics, runs = read_tables(results)
     directions = metric_directions(runs)
     lines = [f"# Report: {results.name}", ""]
     lines += provenance(runs)

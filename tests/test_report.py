@@ -49,6 +49,8 @@ def _fake_results(folder: Path) -> None:
                                  "value": t * t})
                 writer = RunWriter(folder, run_id)
                 writer.write_metrics(rows)
+                for name in ("config.gin", "operative.gin"):  # a done run folder is complete
+                    writer.write_text(name, "# fake\n")
                 writer.publish({**ident, "status": "done", "reason": "", "device": "cpu",
                                 "wall_time_s": 1.0, "step_time_s": 0.01, "cpu": "test-cpu",
                                 "metric_directions": {"distance": "min", "success@0.5": "max",
