@@ -107,19 +107,30 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     run.add_argument("--gin_file", action="append", default=[], help="extra gin file (repeatable)")
     run.add_argument("--gin_bindings", action="append", default=[],
                      help="extra binding, e.g. \"bench.run.Experiment.epochs = 2\" (repeatable)")
-    run.add_argument("--executor", choices=EXECUTORS, default="sequential")
+    run.add_argument("--executor", choices=EXECUTORS, default="sequential",
+                     help="where cells run: sequential (one fresh process per cell, default), "
+                          "local (--jobs fresh processes at a time), submitit (SLURM job arrays), "
+                          "ray (Ray tasks)")
     run.add_argument("--jobs", type=positive, default=1, help="parallel cells (local/submitit/ray)")
     run.add_argument("--threads", type=non_negative, default=0,
                      help="torch threads per cell (default: cores / jobs)")
-    run.add_argument("--device", type=device, default="auto", help="auto | cpu | cuda | cuda:N")
+    run.add_argument("--device", type=device, default="auto",
+                     help="auto (CUDA when torch sees a GPU, else CPU; default) | cpu | cuda | "
+                          "cuda:N (the N-th visible GPU; the local executor pins one GPU per "
+                          "worker itself)")
     run.add_argument("--timeout", type=seconds,
                      help="seconds after which a cell is killed and recorded failed (0: never; "
                           "default: the matrix's bench.matrix.Matrix.timeout)")
     run.add_argument("--dry-run", action="store_true", help="print every cell's status, run nothing")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars (default: one bar over the cells, and a per-epoch bar "
+                          "with the sequential executor on a terminal)")
 
     lst = sub.add_parser("list", help="cells of a results folder with status and reason (reads only)")
     lst.add_argument("results", type=existing_results)
+
+    sub.add_parser("catalog", help="what can be run: tasks, models, objectives, scales and "
+                                   "matrices under gin/, each with the first line of its comment")
 
     col = sub.add_parser("collect", help="rebuild a results folder's tables from its run folders")
     col.add_argument("results", type=existing_results)
@@ -131,4 +142,8 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     rep.add_argument("--out", type=results_folder, help="output folder (default RESULTS/report)")
     rep.add_argument("--format", default="md,tex,csv", help="table formats")
     rep.add_argument("--baseline", default="plain", help="objective the others are compared with")
+
+    from bench.tune import add_parser as add_tune
+
+    add_tune(sub)
     return parser

@@ -21,6 +21,10 @@ class Cell:
     Neither `device`, `threads`, `progress` nor `timeout` is part of the cache key: they change
     where and how fast a cell runs, not what it computes (threads change float reductions in the
     last digits; `threads` is recorded in run.json and shown by `list`).
+    parent: run_id of the cell whose final weights this one starts from (`Experiment.init_from`;
+        same task, model and seed, run first); '' for a cell trained from scratch.
+    eval_split: '' (any) or the only split the cell may evaluate: 'val' for tuning trials, whose
+        run fails rather than record a test metric.
     """
 
     run_id: str
@@ -40,6 +44,8 @@ class Cell:
     skip_reason: str = ""
     progress: bool = False
     timeout: float = 0.0
+    parent: str = ""
+    eval_split: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

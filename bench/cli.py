@@ -1,13 +1,14 @@
-"""Command line: `python -m bench run|list|collect|report` (also installed as `dlc-bench`).
+"""Command line: `python -m bench run|list|collect|catalog|report|tune` (also `dlc-bench`).
 
 What each command reads and writes:
 
 * `run MATRIX`: checks every argument and builds every cell first (nothing is written on an
   error), then, holding the results folder's lock, runs the cells that are not done and rebuilds
-  the tables (never dropping the rows of a done run; see `bench.catalog`).
+  the tables (never dropping the rows of a done run; see `bench.result_tables`).
 * `list RESULTS`, `report RESULTS`: read only (`report` writes its files under `--out`, default
   `RESULTS/report`).
 * `collect RESULTS [--force]`: rebuilds the tables from the run folders.
+* `catalog`: what can be run (reads gin/); `tune MATRIX`: see `bench.tune`.
 
 A bad argument or config is one line on stderr and exit code 2.
 """
@@ -15,6 +16,7 @@ A bad argument or config is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections import Counter
@@ -24,9 +26,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from bench.arguments import build_parser
-from bench.catalog import TablesWouldShrink, collect, read_tables
 from bench.config import ConfigError, resolve
 from bench.executors import Resources, execute
+from bench.result_tables import TablesWouldShrink, collect, read_tables
 from bench.schema import Status
 from bench.store import clean_staging, inspect_run, is_done, record_status
 
@@ -55,12 +57,16 @@ def load_resources(matrix_path: Path) -> Resources:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.matrix import expand_cells, load_matrix
+    from bench.matrix import expand_cells, load_matrix, restrict_tasks
 
     matrix_path = resolve("matrices", args.matrix)
     results = args.results or REPO / "results" / matrix_path.stem
     cells = []
-    for matrix in load_matrix(matrix_path):
+    parts = load_matrix(matrix_path)
+    if args.tasks and len(parts) > 1:  # each part keeps its own family's models
+        parts = restrict_tasks(parts, _csv(args.tasks), matrix_path)
+        args.tasks = None
+    for matrix in parts:
         for axis in ("tasks", "models", "objectives"):
             if getattr(args, axis):
                 setattr(matrix, axis, _csv(getattr(args, axis)))
@@ -113,6 +119,8 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
                resources: Resources) -> int:
     """The part of `run` that writes: one driver at a time per results folder (a file lock), so
     removing staging folders left by killed workers never touches a live run's."""
+    from bench.matrix import waves
+
     todo = [c for c in todo if not is_done(results, c.run_id, c.key)]  # done while we waited?
     if args.executor == "sequential" and not args.no_progress and sys.stderr.isatty():
         todo = [replace(c, progress=True) for c in todo]
@@ -126,18 +134,22 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
         print(f"  skipped {cell.run_id}: {cell.skip_reason}")
         record_status(results, cell, Status.SKIPPED, cell.skip_reason)
     begin = time.time()
-    outcomes = execute(todo, args.executor, args.jobs, args.threads, resources)
+    # parents (init_from) first: each wave runs to its end before the next starts
+    outcomes = itertools.chain.from_iterable(
+        execute(wave, args.executor, args.jobs, args.threads, resources) for wave in waves(todo))
     failed = []
     progress = None
     if not args.no_progress and todo:
         from tqdm import tqdm
 
         progress = tqdm(total=len(todo), desc="matrix", unit="cell")
+    by_id = {c.run_id: c for c in todo}
     for outcome in outcomes:
         if outcome["status"] != Status.DONE:
             failed.append(outcome)
         if progress is not None:
-            progress.set_postfix_str(f"{outcome['run_id'][:40]} {outcome['status']}")
+            progress.set_postfix_str(f"{_label(by_id.get(outcome['run_id']), outcome['run_id'])} "
+                                     f"{outcome['status']}")
             progress.update()
     if progress is not None:
         progress.close()
@@ -153,6 +165,20 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
             print(f"  {outcome['run_id']}: {outcome['status']}: {outcome['reason']}",
                   file=sys.stderr)
         return 1
+    return 0
+
+
+def _label(cell, run_id: str) -> str:
+    """What tells cells apart in a progress bar: `task model objective s<seed>`."""
+    if cell is None:
+        return run_id
+    return f"{cell.task} {cell.model} {cell.objective} s{cell.seed}"
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from bench.catalog import catalog, format_catalog
+
+    print(format_catalog(catalog()), end="")
     return 0
 
 
@@ -180,19 +206,35 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import warnings
+
     from bench.report import write_report
+    from bench.report.data import ReportInputError
 
     out = args.out or args.results / "report"
     try:
-        write_report(args.results, out, formats=_csv(args.format), baseline=args.baseline)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            write_report(args.results, out, formats=_csv(args.format), baseline=args.baseline)
+    except ReportInputError as err:
+        raise UsageError(str(err)) from None
     except PermissionError as err:
         raise UsageError(f"cannot write the report to {out} ({err.strerror}: {err.filename}); "
                          "choose another folder with --out") from None
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
     print(f"report written to {out}")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "collect": cmd_collect, "report": cmd_report}
+def cmd_tune(args: argparse.Namespace) -> int:
+    from bench.tune import main as tune_main
+
+    return tune_main(args)
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "collect": cmd_collect, "catalog": cmd_catalog,
+            "report": cmd_report, "tune": cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,5 +248,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ start. Publishing refuses when the staging folder has gone (another driver clean
 `run.json` says `done` with the same cache key and its files are all readable; a folder that is
 not (`inspect_run` says why) is *damaged*: listed as such and re-run. Failed and diverged runs are
 kept for inspection but re-run next time. Files are written with the mode the user's umask gives
-(0644 under the usual 022). The tables are built by `bench.catalog`.
+(0644 under the usual 022). The tables are built by `bench.result_tables`.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def projected_ascent(objective: Callable[[Tensor], Tensor], delta: Tensor, space
 
     Args:
         objective: maps ``delta [S, B, *tangent]`` to a per-(sample, example) value ``[S, B]``
-            to maximise (``dlc.loss.ascent_objective``: the hinge, or the largest margin where
+            to maximise (``dlc.functional.ascent_objective``: the hinge, or the largest margin where
             the hinge is 0). Entry ``(s, b)`` must depend on ``delta[s, b]`` only.
         delta: the starting perturbations ``[S, B, *tangent]``.
         space: supplies ``radius(target) [B]`` and ``project``.

@@ -9,17 +9,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
-from dlc.loss import evaluate
+from dlc.functional import LossFn, loss_at
 from dlc.spaces import Space
 
 __all__ = ["violation_rate", "slice_1d", "slice_2d"]
-
-LossFn = Callable[[Tensor], Tensor]
 
 
 @torch.no_grad()
@@ -56,7 +52,7 @@ def violation_rate(h: LossFn, target: Tensor, space: Space, rays: int = 32, poin
     tangent_ndim = delta.ndim - 2
     d = delta[None].expand(points, *delta.shape).reshape(points * rays, *delta.shape[1:])
     lam = ts[:, None].expand(points, rays).reshape(points * rays, 1)  # [P*R, 1]
-    values = evaluate(h, torch.cat([target[None], space.retract(target, d, lam)]), chunk_size)
+    values = loss_at(h, torch.cat([target[None], space.retract(target, d, lam)]), chunk_size)
     h_star = values[0]  # [B]
     h_ray = values[1:].reshape(points, rays, b)  # [P, R, B]
     scaled = d * lam.reshape(lam.shape + (1,) * tangent_ndim)
@@ -108,7 +104,7 @@ def slice_1d(h: LossFn, target: Tensor, space: Space, direction: Tensor | None =
     ts = torch.linspace(-1, 1, 41) if ts is None else ts
     ts = ts.to(target)
     d = direction.to(target)[None].expand(len(ts), *direction.shape)
-    return ts, evaluate(h, space.retract(target, d, ts[:, None]))
+    return ts, loss_at(h, space.retract(target, d, ts[:, None]))
 
 
 @torch.no_grad()
@@ -136,5 +132,5 @@ def slice_2d(h: LossFn, target: Tensor, space: Space, d1: Tensor | None = None,
     g = len(grid)
     expand = (...,) + (None,) * d1.ndim
     delta = grid[:, None][expand] * d1.to(target) + grid[None, :][expand] * d2.to(target)
-    values = evaluate(h, space.retract(target, delta.reshape(g * g, *d1.shape), 1.0))
+    values = loss_at(h, space.retract(target, delta.reshape(g * g, *d1.shape), 1.0))
     return grid, values.reshape(g, g, -1)

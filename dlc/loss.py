@@ -1,4 +1,7 @@
-"""The DLC loss: the task loss plus hinge penalties from mu-strong star-convexity.
+"""The DLC loss module: the task loss plus hinge penalties from mu-strong star-convexity.
+
+The maths lives in :mod:`dlc.functional`; :class:`StarConvexLoss` holds the configuration
+(space, samples, lam, mu, ...) and the learnable parameters, and composes those functions.
 
 For a per-sample loss ``h(w)`` of the target ``w`` with ground truth ``w*`` and perturbations
 ``delta_s`` (``s = 1..S``), ``w~ = retract(w*, delta, 1)``, ``w_l = retract(w*, delta, lam)``,
@@ -19,26 +22,33 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from dlc.adversarial import projected_ascent
+from dlc.functional import (
+    TERMS,
+    LossFn,
+    aggregate_hinge,
+    ascent_objective,
+    hinge_terms,
+    loss_at,
+    margins,
+    star_convex_points,
+)
 from dlc.spaces import Euclidean, Space
 
-__all__ = ["StarConvexLoss", "StarConvexResult", "ascent_objective", "evaluate", "margins"]
+__all__ = ["StarConvexLoss", "StarConvexResult"]
 
-TERMS = ("t1", "t2", "t3")
 _LAM_EPS = 1e-4  # learnable lam = eps + (1 - 2 eps) sigmoid(logit): strictly inside (0, 1)
 # chunk_size=None: one call of h unless the stacked targets exceed this many bytes; then chunks
 # of at most this size. Measured by `python -m bench.perf dlc` (MSE h, 1 CPU thread): one call is
 # faster up to ~1.3 MB of stacked targets (S=16, B=1024, D=10); 2-3 chunks are 1.1-1.6x faster at
 # 2.8-5.4 MB (S=8/16, B=4096), where each call's temporaries otherwise go back to the OS.
 AUTO_CHUNK_BYTES = 2 * 2**20
-
-LossFn = Callable[[Tensor], Tensor]
 
 
 @dataclass
@@ -62,45 +72,6 @@ class StarConvexResult:
     mu: Tensor
 
 
-def evaluate(h: LossFn, points: Tensor, chunk_size: int | None = None) -> Tensor:
-    """``h`` at ``points [K, B, *event]`` -> ``[K, B]``, in chunks of ``chunk_size`` along K."""
-    k, b = points.shape[:2]
-    chunks = (points,) if chunk_size is None or chunk_size >= k else points.split(chunk_size)
-    values = []
-    for chunk in chunks:
-        value = h(chunk)
-        expected = (chunk.shape[0], b)
-        if not isinstance(value, Tensor) or tuple(value.shape) != expected:
-            got = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise ValueError(f"h must return [K, B] = {list(expected)} per-sample losses, "
-                             f"got {got}")
-        values.append(value)
-    return values[0] if len(values) == 1 else torch.cat(values)
-
-
-def margins(h_star: Tensor, h_tilde: Tensor, h_lam: Tensor, n2: Tensor, lam: Tensor,
-            mu: Tensor, terms: Sequence[str] = TERMS) -> dict[str, Tensor]:
-    """The hinge arguments (before ``relu``) ``[S, B]`` from ``h_star [B]``,
-    ``h_tilde, h_lam, n2 [S, B]``; a positive margin is a violated inequality."""
-    out = {}
-    if "t1" in terms:
-        out["t1"] = h_star - h_lam
-    if "t2" in terms:
-        out["t2"] = h_star - h_tilde + mu / 2 * n2
-    if "t3" in terms:
-        out["t3"] = h_lam - (1 - lam) * h_star - lam * h_tilde + mu / 2 * lam * (1 - lam) * n2
-    return out
-
-
-def ascent_objective(margin: dict[str, Tensor]) -> Tensor:
-    """Per-(sample, example) objective ``[S, B]`` for the adversarial search: the hinge where it
-    is positive, else the largest (negative) margin, so the gradient is informative even where
-    every ``relu`` is inactive. It is positive exactly where the hinge is, and equal to it."""
-    stacked = torch.stack(list(margin.values()))
-    hinge = torch.relu(stacked).sum(0)
-    return torch.where(hinge > 0, hinge, stacked.amax(0))
-
-
 def _inverse_softplus(x: float) -> float:
     return x + math.log(-math.expm1(-x))
 
@@ -122,6 +93,8 @@ class StarConvexLoss(nn.Module):
         mu: strong star-convexity modulus (>= 0); with ``learn_mu`` it is ``softplus(raw)``.
         weight: balance ``beta`` of the hinge against the task loss.
         terms: which of ``"t1", "t2", "t3"`` to use.
+        t1_margin: add ``mu/2 * lam^2 * |delta|^2`` inside T1 (PRISE's default "option1",
+            see :func:`dlc.functional.margins`).
         aggregate: ``"sum"`` or ``"max"`` over samples, per example.
         perturbation: ``"random"`` (as the public code) or ``"adversarial"`` (projected ascent on
             the hinge w.r.t. ``delta``, see :mod:`dlc.adversarial`).
@@ -137,7 +110,8 @@ class StarConvexLoss(nn.Module):
                  mu: float = 0.0, weight: float = 1.0, terms: Sequence[str] = TERMS,
                  aggregate: str = "sum", learn_lam: bool = False, learn_mu: bool = False,
                  perturbation: str = "random", adversarial_steps: int = 3,
-                 adversarial_step_size: float = 0.5, chunk_size: int | None = None) -> None:
+                 adversarial_step_size: float = 0.5, chunk_size: int | None = None,
+                 t1_margin: bool = False) -> None:
         super().__init__()
         _validate(samples, lam, mu, weight, terms, aggregate, learn_mu, perturbation,
                   adversarial_steps, adversarial_step_size, chunk_size)
@@ -145,6 +119,7 @@ class StarConvexLoss(nn.Module):
         self.samples = int(samples)
         self.weight = float(weight)
         self.terms = tuple(t for t in TERMS if t in terms)
+        self.t1_margin = bool(t1_margin)
         self.aggregate = aggregate
         self.perturbation = perturbation
         self.adversarial_steps = int(adversarial_steps)
@@ -206,12 +181,12 @@ class StarConvexLoss(nn.Module):
                  mu: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
         """Evaluate ``h`` once at ``[w*, w~, w_l]``; returns margins, h_star, h_tilde, h_lam."""
         s = delta.shape[0]
-        points = torch.cat([target[None], self.space.retract(target, delta, 1.0),
-                            self.space.retract(target, delta, lam)])
-        values = evaluate(h, points, self._chunk_size(target))
+        points = star_convex_points(self.space, target, delta, lam)
+        values = loss_at(h, points, self._chunk_size(target))
         h_star, h_tilde, h_lam = values[0], values[1:s + 1], values[s + 1:]
         n2 = self.space.sqnorm(target, delta)
-        return margins(h_star, h_tilde, h_lam, n2, lam, mu, self.terms), h_star, h_tilde, h_lam
+        return margins(h_star, h_tilde, h_lam, n2, lam, mu, self.terms,
+                       self.t1_margin), h_star, h_tilde, h_lam
 
     def forward(self, h: LossFn, target: Tensor,
                 generator: torch.Generator | None = None) -> StarConvexResult:
@@ -229,10 +204,8 @@ class StarConvexLoss(nn.Module):
             delta = projected_ascent(objective, delta, self.space, target,
                                      self.adversarial_steps, self.adversarial_step_size)
         margin, h_star, h_tilde, h_lam = self._margins(h, target, delta, lam, mu)
-        terms = {name: torch.relu(m) for name, m in margin.items()}
-        per_sample = sum(terms.values())  # [S, B]
-        per_example = per_sample.sum(0) if self.aggregate == "sum" else per_sample.amax(0)
-        hinge = per_example.mean()
+        terms = hinge_terms(margin)
+        hinge = aggregate_hinge(terms, self.aggregate)
         base = h_star.mean()
         return StarConvexResult(total=base + self.weight * hinge, base=base, hinge=hinge,
                                 terms=terms, h_star=h_star, h_tilde=h_tilde, h_lam=h_lam,

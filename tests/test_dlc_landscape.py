@@ -77,7 +77,9 @@ def test_slices() -> None:
 
     ts, values = slice_1d(h, w, space, generator=gen())
     assert ts.shape == (41,) and values.shape == (41, 4)
-    radius2 = space.radius(w) ** 2  # default direction has the sampling radius as its length
+    # the default direction has the sampling radius as its length: the half-diagonal of the
+    # box [-0.5, 0.5]^3, whose square is 3 * 0.5^2 = 0.75
+    radius2 = torch.full((4,), 0.75, dtype=D64)
     torch.testing.assert_close(values, ts[:, None] ** 2 * radius2)
 
     grid, values2 = slice_2d(h, w, space, grid=torch.linspace(-1, 1, 5), generator=gen())

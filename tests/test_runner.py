@@ -195,6 +195,7 @@ def test_incompatible_cells_are_skipped_with_reason(tmp_path: Path, plugin_dir: 
     assert "not_alignment1d" in skipped["reason"]
 
 
+@pytest.mark.slow  # ~16 s: a driver killed mid-run, then a full rerun
 def test_kill_minus_nine_then_rerun_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     matrix = write_matrix(tmp_path, ["plain", "dlc", "margin"], seeds=[0, 1])
     results = tmp_path / "out"
@@ -259,6 +260,7 @@ def test_local_executor_matches_sequential(tmp_path: Path) -> None:
     assert len(pids) == 2 and os.getpid() not in pids  # one fresh process per cell
 
 
+@pytest.mark.slow  # ~24 s: spawned workers, one of which dies
 def test_a_dying_worker_fails_only_its_own_cell(tmp_path: Path, plugin_dir: Path) -> None:
     files = _plugin_files(plugin_dir)
     matrix = write_matrix(tmp_path, ["plain", str(files["crash"]), "margin"])
@@ -273,7 +275,7 @@ def test_a_dying_worker_fails_only_its_own_cell(tmp_path: Path, plugin_dir: Path
 
 
 def test_submitit_local_executor(tmp_path: Path) -> None:
-    pytest.importorskip("submitit")
+    import submitit  # noqa: F401 - a dev dependency (pyproject `dev` extra): never skipped
     matrix = write_matrix(tmp_path, ["plain"])
     results = tmp_path / "out"
     assert bench_cli("run", str(matrix), "--results", str(results), "--executor", "submitit",
@@ -297,7 +299,7 @@ def test_cli_axis_overrides_and_list(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_ray_executor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("ray")
+    import ray  # noqa: F401 - a dev dependency (pyproject `dev` extra): never skipped
     monkeypatch.setenv("HOME", str(tmp_path))  # ray writes ~/.ray (auth token) on first init
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     monkeypatch.setenv("PYTHONPATH", str(REPO))

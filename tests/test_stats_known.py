@@ -1,0 +1,111 @@
+"""bench.stats against values worked out by hand on tiny tables.
+
+The percentile bootstrap of a mean of 0/1 values has an exact distribution: for ``n`` values of
+which ``m`` are 1, a resample's mean is ``K / n`` with ``K ~ Binomial(n, m / n)``. Its quantiles
+are read off the binomial CDF; the tables are chosen so that each quantile the tests use lies at
+least 0.009 away from a CDF step, which with 200 000 resamples is more than 9 Monte-Carlo
+standard errors (``sqrt(p (1 - p) / 200000) < 0.001``), so the expected interval is exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import stats
+
+MANY = 200_000  # resamples for the exact-quantile checks (see the module docstring)
+
+
+def test_mean_std_by_hand() -> None:
+    mean, std, n = stats.mean_std([1.0, 2.0, 3.0, 4.0])
+    # deviations -1.5, -0.5, 0.5, 1.5: sum of squares 5, ddof = 1 -> variance 5/3
+    assert (mean, n) == (2.5, 4) and std == pytest.approx(math.sqrt(5 / 3))
+    mean, std, n = stats.mean_std([7.0])
+    assert mean == 7.0 and n == 1 and math.isnan(std)
+
+
+def test_median_iqr_by_hand() -> None:
+    assert stats.median_iqr([5.0, 1.0, 4.0, 2.0, 3.0]) == (3.0, 2.0, 4.0)
+    # four values: linear interpolation at positions 0.75, 1.5, 2.25 of the sorted [1, 2, 3, 4]
+    assert stats.median_iqr([4.0, 3.0, 2.0, 1.0]) == (2.5, 1.75, 3.25)
+
+
+@pytest.mark.parametrize("values, level, expected", [
+    # [0, 1, 1]: K ~ Bin(3, 2/3), CDF 1/27 = 0.037, 7/27 = 0.259, 19/27 = 0.704, 1.
+    # 95 %: quantiles 0.025 -> K = 0, 0.975 -> K = 3
+    ([0.0, 1.0, 1.0], 0.95, (0.0, 1.0)),
+    # 90 %: 0.05 -> K = 1 (0.05 > 0.037); 0.95 -> K = 3
+    ([0.0, 1.0, 1.0], 0.90, (1 / 3, 1.0)),
+    # 50 %: 0.25 -> K = 1 (0.25 < 0.259); 0.75 -> K = 3 (0.75 > 0.704)
+    ([0.0, 1.0, 1.0], 0.50, (1 / 3, 1.0)),
+    # [0, 0, 1]: K ~ Bin(3, 1/3), CDF 8/27 = 0.296, 20/27 = 0.741, 26/27 = 0.963, 1.
+    ([0.0, 0.0, 1.0], 0.95, (0.0, 1.0)),       # 0.975 > 0.963 -> K = 3
+    ([0.0, 0.0, 1.0], 0.90, (0.0, 2 / 3)),     # 0.95 < 0.963 -> K = 2
+    # shifting and scaling the data shifts and scales the interval: 10 + 2 * (0, 1)
+    ([10.0, 12.0, 12.0], 0.95, (10.0, 12.0)),
+])
+def test_bootstrap_ci_quantiles_by_hand(values, level, expected) -> None:
+    lo, hi = stats.bootstrap_ci(values, level=level, samples=MANY)
+    assert (lo, hi) == pytest.approx(expected, abs=1e-12)
+
+
+def test_bootstrap_ci_defaults() -> None:
+    # the defaults are a 95 % interval from 2000 resamples with seed 0; on [0, 1, 1] the 2.5 %
+    # and 97.5 % quantiles are 0 and 1 (a 90 % or 50 % interval would start at 1/3)
+    assert (stats.CI_LEVEL, stats.BOOTSTRAP_SAMPLES, stats.BOOTSTRAP_SEED) == (0.95, 2000, 0)
+    assert stats.bootstrap_ci([0.0, 1.0, 1.0]) == (0.0, 1.0)
+    data = [0.3, 1.2, -0.4, 2.2, 0.9]
+    assert stats.bootstrap_ci(data) == stats.bootstrap_ci(data)  # fixed seed
+    assert stats.bootstrap_ci(data, seed=1) != stats.bootstrap_ci(data)
+    assert stats.bootstrap_ci([4.5]) == (4.5, 4.5)
+
+
+def test_paired_difference_matches_by_seed() -> None:
+    # seeds 0-2 in both; seed 5 only in the objective, seed 3 only in the baseline
+    objective = pd.Series({0: 2.0, 1: 5.0, 2: 4.0, 5: 100.0})
+    baseline = pd.Series({0: 2.0, 1: 4.0, 2: 3.0, 3: -100.0})
+    out = stats.paired_difference(objective, baseline)
+    # differences objective - baseline: 0, 1, 1 -> mean 2/3, n 3
+    assert out["diff"] == pytest.approx(2 / 3) and out["n"] == 3
+    # t-interval of [0, 1, 1] (n < 10): sd sqrt(1/3), se 1/3, t(0.975, df=2) = 4.302653
+    assert (out["lo"], out["hi"]) == pytest.approx((-0.767551, 2.100884), abs=1e-6)
+    assert out["unmatched"] == [3, 5]
+    swapped = stats.paired_difference(baseline, objective)
+    assert swapped["diff"] == pytest.approx(-2 / 3)
+
+
+def test_paired_difference_needs_two_pairs() -> None:
+    one = stats.paired_difference(pd.Series({0: 3.0, 1: 1.0}), pd.Series({0: 1.0, 2: 1.0}))
+    assert one["diff"] == 2.0 and one["n"] == 1
+    assert math.isnan(one["lo"]) and math.isnan(one["hi"])
+    none = stats.paired_difference(pd.Series({0: 3.0}), pd.Series({1: 1.0}))
+    assert none["n"] == 0 and math.isnan(none["diff"]) and math.isnan(none["lo"])
+
+
+def costs() -> pd.DataFrame:
+    # problem rows, solver columns; ratios to the best per row:
+    # p1: A 1, B 2;  p2: A 4/1.5 = 8/3, B 1;  p3: A 1, B 1
+    return pd.DataFrame({"A": [1.0, 4.0, 2.0], "B": [2.0, 1.5, 2.0]},
+                        index=["p1", "p2", "p3"])
+
+
+def test_performance_profile_by_hand() -> None:
+    taus = np.array([1.0, 1.5, 2.0, 3.0])
+    profile = stats.performance_profile(costs(), taus)
+    assert list(profile.index) == list(taus) and list(profile.columns) == ["A", "B"]
+    # share of problems with ratio <= tau: A has ratios {1, 8/3, 1}, B has {2, 1, 1}
+    np.testing.assert_allclose(profile["A"], [2 / 3, 2 / 3, 2 / 3, 1.0])
+    np.testing.assert_allclose(profile["B"], [2 / 3, 2 / 3, 1.0, 1.0])
+
+
+def test_profile_area_by_hand() -> None:
+    taus = np.array([1.0, 1.5, 2.0, 3.0])
+    area = stats.profile_area(stats.performance_profile(costs(), taus))
+    # trapezoids over [1, 1.5], [1.5, 2], [2, 3], divided by the range 2:
+    # A: (1/3 + 1/3 + (2/3 + 1) / 2) / 2 = 1.5 / 2 = 0.75
+    # B: (1/3 + (2/3 + 1) / 2 * 0.5 + 1) / 2 = (1/3 + 5/12 + 1) / 2 = 0.875
+    assert area["A"] == pytest.approx(0.75) and area["B"] == pytest.approx(0.875)
