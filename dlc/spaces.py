@@ -57,12 +57,9 @@ def _flat_sqnorm(x: Tensor, ndim: int) -> Tensor:
     return x.pow(2).sum(dim=tuple(range(-ndim, 0)))
 
 
-def _clamp_norm(x: Tensor, max_norm: Tensor | float) -> Tensor:
-    """Scale the vectors ``x [..., d]`` down to norm at most ``max_norm`` (broadcast over ``...``)."""
+def _clamp_norm(x: Tensor, max_norm: float) -> Tensor:
+    """Scale the vectors ``x [..., d]`` down to norm at most ``max_norm``."""
     norm = x.norm(dim=-1, keepdim=True)
-    max_norm = torch.as_tensor(max_norm, dtype=x.dtype, device=x.device)
-    if max_norm.ndim > 0:
-        max_norm = max_norm[..., None]
     return x * torch.clamp(max_norm / norm.clamp_min(torch.finfo(x.dtype).tiny), max=1.0)
 
 
