@@ -45,8 +45,9 @@ def _normal(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | N
     return out.to(like.device)
 
 
-def _lam_like(lam: Lam, delta: Tensor, tangent_ndim: int) -> Lam:
-    """Reshape a tensor ``lam`` broadcastable to ``[n, B]`` so it broadcasts against ``delta``."""
+def _lam_like(lam: Lam, tangent_ndim: int) -> Lam:
+    """Reshape a tensor ``lam`` broadcastable to ``[n, B]`` so it broadcasts against a
+    perturbation ``[n, B, *tangent]`` with ``tangent_ndim`` trailing dims."""
     if isinstance(lam, Tensor) and lam.ndim > 0:
         return lam.reshape(lam.shape + (1,) * tangent_ndim)
     return lam
@@ -188,7 +189,7 @@ class Euclidean(Space):
         return torch.where(target == 0, torch.zeros_like(delta), delta / safe)
 
     def retract(self, target: Tensor, delta: Tensor, lam: Lam = 1.0) -> Tensor:
-        return target + _lam_like(lam, delta, self.event_ndim) * delta
+        return target + _lam_like(lam, self.event_ndim) * delta
 
     def sqnorm(self, target: Tensor, delta: Tensor) -> Tensor:
         r = self._relative(target, delta) if self.relative else delta
@@ -300,7 +301,7 @@ class Simplex(Space):
         return a * (q - target)
 
     def retract(self, target: Tensor, delta: Tensor, lam: Lam = 1.0) -> Tensor:
-        step = _lam_like(lam, delta, 1) * delta
+        step = _lam_like(lam, 1) * delta
         if self.mode == "softmax":
             return torch.softmax(target + step, dim=-1)
         return target + step
@@ -376,7 +377,7 @@ class Rotation(Space):
                               generator)
 
     def retract(self, target: Tensor, delta: Tensor, lam: Lam = 1.0) -> Tensor:
-        return target @ roma.rotvec_to_rotmat(_lam_like(lam, delta, 1) * delta)
+        return target @ roma.rotvec_to_rotmat(_lam_like(lam, 1) * delta)
 
     def sqnorm(self, target: Tensor, delta: Tensor) -> Tensor:
         return delta.pow(2).sum(-1)
@@ -438,7 +439,7 @@ class RigidTransform(Space):
         return torch.cat([w, v], dim=-1)
 
     def retract(self, target: Tensor, delta: Tensor, lam: Lam = 1.0) -> Tensor:
-        step = _lam_like(lam, delta, 1) * delta
+        step = _lam_like(lam, 1) * delta
         rot = target[:, :3, :3] @ roma.rotvec_to_rotmat(step[..., :3])
         trans = target[:, :3, 3] + step[..., 3:]
         top = torch.cat([rot, trans[..., None]], dim=-1)
