@@ -32,7 +32,7 @@ Columns = dict[str, torch.Tensor]
 
 #: directions of the metrics the loop itself records (objective logs declare their own)
 TRAIN_DIRECTIONS = {"train_loss": Direction.MIN, "train_original": Direction.MIN,
-                    "train_optimality_gap": Direction.MIN}
+                    "train_optimality_gap": Direction.MIN, "train_lr": Direction.NONE}
 
 
 class Diverged(RuntimeError):
@@ -73,11 +73,15 @@ def batches(columns: Columns, size: int, order: torch.Tensor | None = None) -> I
 class Recorder:
     """Collects the tidy metric rows (`bench.schema.COLUMNS`) of one cell."""
 
-    def __init__(self, run_id: str, task: str, model: str, objective: str, seed: int) -> None:
+    def __init__(self, run_id: str, task: str, model: str, objective: str, seed: int,
+                 only_split: str = "") -> None:
         self.ident = dict(run_id=run_id, task=task, model=model, objective=objective, seed=seed)
         self.rows: list[dict[str, Any]] = []
+        self.only_split = only_split  # 'val': a tuning cell, which must never record a test row
 
     def add(self, phase: Phase, step: int, metric: str, value: float) -> None:
+        if self.only_split == "val" and str(phase).startswith("test"):
+            raise RuntimeError(f"a tuning cell (eval_split='val') tried to record {phase} {metric}")
         self.rows.append({**self.ident, "phase": str(phase), "step": int(step), "metric": metric,
                           "value": float(value)})
 
@@ -99,6 +103,7 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
     columns = exp.task.dataset("train")[:]
     params = list(model.parameters()) + list(objective.parameters())
     optimizer = exp.optimizer(params, lr=exp.lr)
+    scheduler = exp.scheduler(optimizer)
     order_rng = torch.Generator().manual_seed(seed)
     step, step_times = 0, []
     for epoch in tqdm(range(exp.epochs), desc=rec.ident["run_id"][:40], unit="epoch",
@@ -118,8 +123,7 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
                 raise Diverged(f"non-finite loss {result.loss.item()} at step {step} (epoch {epoch})")
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
-            if exp.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, exp.grad_clip)
+            exp.clip(params)
             optimizer.step()
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -132,6 +136,9 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
             step += 1
         for key, total in sums.items():
             rec.add(Phase.TRAIN, epoch, key, total / max(count, 1))
+        rec.add(Phase.TRAIN, epoch, "train_lr", optimizer.param_groups[0]["lr"])
+        if scheduler is not None:
+            scheduler.step()
         if task.optimum is not None and "train_original" in sums:
             rec.add(Phase.TRAIN, epoch, "train_optimality_gap",
                     sums["train_original"] / max(count, 1) - task.optimum)
