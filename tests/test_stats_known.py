@@ -118,7 +118,11 @@ def test_two_values_are_enough_for_a_spread_and_an_interval() -> None:
     assert stats.bootstrap_ci([0.0, 1.0], samples=MANY) == (0.0, 1.0)
     two = stats.paired_difference(pd.Series({0: 1.0, 1: 3.0}), pd.Series({0: 1.0, 1: 2.0}))
     assert two["n"] == 2 and two["diff"] == 0.5
-    assert two["lo"] == 0.0 and two["hi"] == 1.0  # bootstrap of the differences [0, 1]
+    # t-interval of the differences [0, 1]: sd sqrt(1/2), se 1/2; with one degree of freedom t is
+    # Cauchy, so t(0.975, 1) = tan(0.475 pi) = 12.7062...
+    half = 0.5 * math.tan(0.475 * math.pi)
+    assert two["interval"] == "t"
+    assert (two["lo"], two["hi"]) == pytest.approx((0.5 - half, 0.5 + half), rel=1e-9)
 
 
 def test_profile_index_is_named_tau() -> None:
