@@ -19,6 +19,8 @@ class Cell:
     progress: show a per-epoch progress bar (sequential runs on a terminal only).
     parent: run_id of the cell whose final weights this one starts from (`Experiment.init_from`;
         same task, model and seed, run first); '' for a cell trained from scratch.
+    eval_split: '' (any) or the only split the cell may evaluate: 'val' for tuning trials, whose
+        run fails rather than record a test metric.
     """
 
     run_id: str
@@ -38,6 +40,7 @@ class Cell:
     skip_reason: str = ""
     progress: bool = False
     parent: str = ""
+    eval_split: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

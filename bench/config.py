@@ -31,7 +31,7 @@ import gin
 from gin import config as gin_config
 
 GIN_ROOT = Path(__file__).resolve().parent.parent / "gin"
-AXES = ("tasks", "models", "objectives", "scales", "matrices")
+AXES = ("tasks", "models", "objectives", "scales", "matrices", "sweeps")
 _INCLUDE = re.compile(r"""^\s*include\s+['"](?P<path>[^'"]+)['"]\s*$""")
 
 

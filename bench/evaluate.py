@@ -3,7 +3,9 @@
 * `solver_trace(exp, columns, device)` runs the task's iterative solver on every test example and
   gathers a `bench.metrics.Trace` (distance to w*, energy h, h(w*), task extras; `[T+1, N]` each).
 * `evaluate(exp, device, rec)` records each of `task.metrics` per solver iteration (phase
-  `test_iter`) and at the last iteration (phase `test`), then the landscape diagnostic.
+  `test_iter`) and at the last iteration (phase `test`), then the landscape diagnostic; with
+  `exp.eval_split = 'val'` (tuning trials) on the validation split instead, as phases
+  `val_iter`/`val`.
 * `landscape(exp, columns, device, rec)`: on the first `landscape_examples` test examples, the
   fraction of sampled rays on which h is not star-convex around w* (`violation_rate`, lower is
   better) and a 1-D slice of h along one random direction per example (`slice_t`, `slice_h`,
@@ -56,16 +58,18 @@ def solver_trace(exp: Experiment, columns: Columns, device: torch.device) -> Tra
 
 @torch.no_grad()
 def evaluate(exp: Experiment, device: torch.device, rec: Recorder) -> None:
-    """Run the test-time solver on the test split; record every metric per iteration and final,
-    then the landscape diagnostic."""
+    """Run the test-time solver on the `exp.eval_split` split ('test' or 'val'); record every
+    metric per iteration and final, then the landscape diagnostic."""
     exp.model.eval()
-    columns = exp.task.dataset("test")[:]
+    columns = exp.task.dataset(exp.eval_split)[:]
     trace = solver_trace(exp, columns, device)
+    final, per_iter = ((Phase.VAL, Phase.VAL_ITER) if exp.eval_split == "val"
+                       else (Phase.TEST, Phase.TEST_ITER))
     for metric in exp.task.metrics:
         values = metric(trace)
         for it, value in enumerate(values.tolist()):
-            rec.add(Phase.TEST_ITER, it, metric.name, value)
-        rec.add(Phase.TEST, len(values) - 1, metric.name, values[-1].item())
+            rec.add(per_iter, it, metric.name, value)
+        rec.add(final, len(values) - 1, metric.name, values[-1].item())
     if exp.landscape_examples > 0:
         landscape(exp, columns, device, rec)
 

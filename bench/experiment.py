@@ -39,6 +39,8 @@ class Experiment:
         landscape_examples, landscape_rays, landscape_points: the `violation_rate` diagnostic on the
             first test examples (0 examples disables it).
         autocast_bf16: train under bf16 autocast on CUDA.
+        eval_split: the split the test-time solver is evaluated on: 'test', or 'val' for tuning
+            (recorded as phases 'val'/'val_iter'; then no test metric is computed).
     """
 
     def __init__(
@@ -62,7 +64,10 @@ class Experiment:
         landscape_rays: int = 16,
         landscape_points: int = 8,
         autocast_bf16: bool = False,
+        eval_split: str = "test",
     ) -> None:
+        if eval_split not in ("val", "test"):
+            raise ValueError(f"eval_split must be 'val' or 'test', got {eval_split!r}")
         self.task, self.model, self.objective = task, model, objective
         self.optimizer, self.lr, self.epochs, self.batch_size = optimizer, lr, epochs, batch_size
         self.grad_clip, self.eval_batch_size = grad_clip, eval_batch_size
@@ -76,6 +81,7 @@ class Experiment:
         self.landscape_examples = landscape_examples
         self.landscape_rays, self.landscape_points = landscape_rays, landscape_points
         self.autocast_bf16 = autocast_bf16
+        self.eval_split = eval_split
 
     def scheduler(self, optimizer: torch.optim.Optimizer):
         """The per-epoch learning-rate scheduler of `schedule`, or None."""

@@ -8,6 +8,7 @@ A matrix is a gin file binding `bench.matrix.Matrix`:
     bench.matrix.Matrix.seeds = [0, 1, 2]
     bench.matrix.Matrix.scale = 'smoke'                        # gin/scales/<scale>.gin
     bench.matrix.Matrix.bindings = []                          # extra bindings for every cell
+    bench.matrix.Matrix.sweep = 'sweeps/smoke.gin'             # its sweep (`bench tune`), optional
 
 A matrix may instead list `parts`, other matrix files (relative to `gin/`), one per task family,
 each with its own axes: `bench.matrix.Matrix.parts = ['matrices/cpu/alignment1d.gin', ...]`.
@@ -47,6 +48,7 @@ class Matrix:
     scale: str = "smoke"
     bindings: Sequence[str] = field(default_factory=list)
     parts: Sequence[str] = ()
+    sweep: str = ""
 
 
 def load_matrix(path: Path) -> list[Matrix]:
@@ -59,7 +61,10 @@ def load_matrix(path: Path) -> list[Matrix]:
         gin.clear_config()
     if not matrix.parts:
         return [matrix]
-    return [part for ref in matrix.parts for part in load_matrix(resolve("matrices", ref))]
+    parts = [part for ref in matrix.parts for part in load_matrix(resolve("matrices", ref))]
+    for part in parts:  # a part without its own sweep uses its parent's
+        part.sweep = part.sweep or matrix.sweep
+    return parts
 
 
 def task_family(files: Sequence[Path], bindings: Sequence[str]) -> str:
@@ -81,6 +86,32 @@ def family_scale(scale: str, family: str) -> list[Path]:
     invalidates another family's results."""
     path = GIN_ROOT / "scales" / scale / f"{family}.gin"
     return [path] if family and path.is_file() else []
+
+
+def restrict_tasks(parts: Sequence[Matrix], tasks: Sequence[str], source: Path) -> list[Matrix]:
+    """`--tasks` on a matrix with parts: each part keeps the requested tasks of its own family
+    (the family declared by the task class, `Task.family`) and parts left without a task drop
+    out, so a task is never crossed with another family's models. Raises ConfigError naming the
+    matrix file when a requested task belongs to no part's family."""
+    def family(task: str) -> str:
+        try:
+            return task_family([resolve("tasks", task)], ())
+        except ConfigError:  # an unknown task file: reported below as matching no part
+            return ""
+
+    kept, matched = [], set()
+    for part in parts:
+        own = {family(t) for t in part.tasks}
+        mine = [t for t in tasks if family(t) in own]
+        matched.update(mine)
+        if mine:
+            kept.append(Matrix(**{**part.__dict__, "tasks": mine}))
+    missing = [t for t in tasks if t not in matched]
+    if missing:
+        families = sorted({family(t) for p in parts for t in p.tasks})
+        raise ConfigError(f"{source}: --tasks {', '.join(missing)}: no part of this matrix has "
+                          f"that task family (families: {', '.join(families)})")
+    return kept
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         **environment(), "pid": os.getpid(),
         "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
     }
-    rec = Recorder(cell.run_id, cell.task, cell.model, cell.objective, cell.seed)
+    rec = Recorder(cell.run_id, cell.task, cell.model, cell.objective, cell.seed,
+                   only_split=cell.eval_split)
     try:
         writer.write_text("config.gin", cell.config_text)
         if cell.threads:
@@ -53,6 +54,9 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         parse_text(cell.config_text)
         seed_everything(cell.seed)
         exp = Experiment()
+        if cell.eval_split and exp.eval_split != cell.eval_split:
+            raise RuntimeError(f"this cell may only evaluate the {cell.eval_split!r} split, but its "
+                               f"config sets bench.run.Experiment.eval_split = {exp.eval_split!r}")
         device = pick_device(cell.device)
         record["device"] = str(device)
         if device.type == "cuda":

@@ -71,8 +71,9 @@ def test_paired_difference_matches_by_seed() -> None:
     out = stats.paired_difference(objective, baseline)
     # differences objective - baseline: 0, 1, 1 -> mean 2/3, n 3
     assert out["diff"] == pytest.approx(2 / 3) and out["n"] == 3
-    # bootstrap interval of [0, 1, 1] (see test_bootstrap_ci_quantiles_by_hand): (0, 1)
-    assert (out["lo"], out["hi"]) == (0.0, 1.0)
+    # t-interval of [0, 1, 1] (n < 10): sd sqrt(1/3), se 1/3, t(0.975, df=2) = 4.302653
+    assert (out["lo"], out["hi"]) == pytest.approx((-0.767551, 2.100884), abs=1e-6)
+    assert out["unmatched"] == [3, 5]
     swapped = stats.paired_difference(baseline, objective)
     assert swapped["diff"] == pytest.approx(-2 / 3)
 

@@ -1,0 +1,324 @@
+"""The report of a tuned comparison (`bench tune`), written to `<tuning folder>/report/`:
+
+* `index.md`: the selected configs, the tuning compute per objective, the corrected comparisons of
+  the winners (final seeds, test split) and of the one-shot defaults ("budget 0"), the across-task
+  summary, and the figures;
+* `comparisons.{md,csv}`, `budget0.{md,csv}`: per (task, model, objective) against the baseline,
+  on the sweep's selection metric: mean +- std (n) of each side, the paired difference with its
+  95% interval, the exact sign-flip p-value, its Holm correction across the table's rows and the
+  verdict ("better"/"worse" only where the corrected p < 0.05, "no evidence" otherwise);
+* `figures/sensitivity-<task>-<model>.{png,pdf,csv}`: validation score vs each swept
+  hyper-parameter, one colour per objective (DeepOBS style);
+* `figures/budget-<task>-<model>.{png,pdf,csv}`: left, the test score (final seeds, mean and 95%
+  interval) of the config selected with a budget of b trials (b = 0 is the one-shot default);
+  right, the validation score of the best of b trials, bootstrapped over random subsets of the
+  trials (Schmidt et al. 2021) - on validation, since the protocol never evaluates a losing trial
+  on the test split.
+
+All statistics come from `bench.stats`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import stats
+from bench.store import atomic_write_frame, atomic_write_text
+
+BASELINE = "plain"
+SUBSET_DRAWS = 500  # bootstrap draws of trial subsets per budget (seeded)
+
+
+def objective_colors(objectives: list[str]) -> dict[str, tuple]:
+    """One fixed colour per objective name: the report package's `style(objective)` when present
+    (the same colours as every other figure), else seaborn's colour-blind palette in sorted-name
+    order."""
+    try:
+        from bench.report.figures import style  # type: ignore[import-not-found]
+    except ImportError:
+        import seaborn as sns
+
+        names = sorted(set(objectives))
+        colours = sns.color_palette("colorblind", max(len(names), 1))
+        return {o: colours[i % len(colours)] for i, o in enumerate(names)}
+    return {o: style(o)[0] for o in objectives}
+
+
+def final_values(folder: Path, sweep) -> pd.DataFrame:
+    """The selection metric of every done run of a results folder, phase 'test', final step:
+    columns task, model, objective, seed, metric, direction, value."""
+    path = Path(folder) / "results.parquet"
+    if not path.is_file():
+        return pd.DataFrame(columns=["task", "model", "objective", "seed", "metric", "direction",
+                                     "value"])
+    frame = pd.read_parquet(path)
+    frame = frame[frame["phase"] == "test"]
+    rows = []
+    for (task, model, objective, seed), group in frame.groupby(["task", "model", "objective",
+                                                                 "seed"]):
+        metric, direction = sweep.metric_of(task)
+        values = group[group["metric"] == metric].sort_values("step")["value"]
+        if len(values):
+            rows.append(dict(task=task, model=model, objective=objective, seed=int(seed),
+                             metric=metric, direction=direction, value=float(values.iloc[-1])))
+    return pd.DataFrame(rows, columns=["task", "model", "objective", "seed", "metric", "direction",
+                                       "value"])
+
+
+def comparison_table(values: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+    """One row per (task, model, objective != baseline): both sides' mean, std, n, the paired
+    difference and interval, p, Holm-corrected p over all rows, and the verdict."""
+    rows = []
+    for (task, model), group in values.groupby(["task", "model"]):
+        base = group[group["objective"] == baseline].set_index("seed")["value"]
+        if base.empty:
+            continue
+        direction, metric = group["direction"].iloc[0], group["metric"].iloc[0]
+        for objective, other in group[group["objective"] != baseline].groupby("objective"):
+            mine = other.set_index("seed")["value"]
+            test = stats.paired_test(mine, base, direction)
+            mean, std, n = stats.mean_std(mine)
+            bmean, bstd, bn = stats.mean_std(base)
+            rows.append({**test, "task": task, "model": model, "metric": metric,
+                         "objective": objective, "mean": mean, "std": std, "runs": n,
+                         "base_mean": bmean, "base_std": bstd, "base_runs": bn})
+    table = pd.DataFrame(rows)
+    return stats.add_verdicts(table) if len(table) else table
+
+
+def _comparison_markdown(table: pd.DataFrame, baseline: str) -> str:
+    from tabulate import tabulate
+
+    if table.empty:
+        return "_no paired runs to compare_\n"
+    shown = pd.DataFrame({
+        "task": table["task"], "model": table["model"],
+        "metric": [f"{m} ({'↓' if d == 'min' else '↑'})" for m, d in
+                   zip(table["metric"], table["direction"])],
+        "objective": table["objective"],
+        "objective mean ± std (n)": [f"{m:.4g} ± {s:.2g} ({n})" for m, s, n in
+                                     zip(table["mean"], table["std"], table["runs"])],
+        f"{baseline} mean ± std (n)": [f"{m:.4g} ± {s:.2g} ({n})" for m, s, n in
+                                       zip(table["base_mean"], table["base_std"], table["base_runs"])],
+        "diff [95% CI]": [f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}] ({i})" for d, lo, hi, i in
+                          zip(table["diff"], table["lo"], table["hi"], table["interval"])],
+        "p": [f"{p:.3g}" for p in table["p"]],
+        "p (Holm)": [f"{p:.3g}" for p in table["p_holm"]],
+        "verdict": table["verdict"],
+        "unmatched seeds": [", ".join(map(str, u)) or "—" for u in table["unmatched"]],
+    })
+    return tabulate(shown, headers="keys", tablefmt="github", showindex=False) + "\n"
+
+
+def _write_table(table: pd.DataFrame, stem: Path, baseline: str) -> str:
+    text = _comparison_markdown(table, baseline)
+    atomic_write_text(stem.with_suffix(".md"), text)
+    csv = table.assign(unmatched=table["unmatched"].map(json.dumps)) if len(table) else table
+    atomic_write_frame(csv, stem.with_suffix(".csv"))
+    return text
+
+
+def _save(fig, data: pd.DataFrame, stem: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".csv")]
+    fig.savefig(paths[0], dpi=120, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_frame(data, paths[2])
+    return paths
+
+
+def sensitivity_figure(scores: pd.DataFrame, sweep, task: str, model: str,
+                       out: Path) -> list[Path]:
+    """Validation score (mean over tuning seeds) vs each swept hyper-parameter of (task, model)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mine = scores[(scores.task == task) & (scores.model == model) & (scores.status == "done")]
+    per_trial = mine.groupby(["objective", "trial"], as_index=False).agg(
+        score=("score", "mean"), params=("params", "first"), metric=("metric", "first"),
+        direction=("direction", "first"))
+    rows = [dict(objective=r.objective, trial=r.trial, score=r.score, axis=k, value=v)
+            for r in per_trial.itertuples() for k, v in json.loads(r.params).items()]
+    data = pd.DataFrame(rows, columns=["objective", "trial", "score", "axis", "value"])
+    names = sorted(data["axis"].unique()) if len(data) else []
+    if not names:
+        return []
+    colors = objective_colors(sorted(data["objective"].unique()))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    metric, direction = per_trial["metric"].iloc[0], per_trial["direction"].iloc[0]
+    for ax, name in zip(axes[0], names):
+        for objective, group in data[data["axis"] == name].groupby("objective"):
+            numeric = pd.to_numeric(group["value"], errors="coerce")
+            order = np.argsort(numeric.to_numpy()) if numeric.notna().all() else np.arange(len(group))
+            x = numeric.iloc[order] if numeric.notna().all() else group["value"].astype(str)
+            ax.plot(x, group["score"].iloc[order], "o-", color=colors[objective], label=objective)
+        spec = next(sweep.spaces[o][name] for o in sweep.spaces if name in sweep.spaces[o])
+        if spec.get("scaling") == "log":
+            ax.set_xscale("log")
+        ax.set_xlabel(name.rsplit(".", 2)[-2] + "." + name.rsplit(".", 1)[-1])
+        ax.set_ylabel(f"validation {metric} ({'lower' if direction == 'min' else 'higher'} "
+                      "is better)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{task} / {model}: sensitivity (each point one trial)")
+    return _save(fig, data, out / f"sensitivity-{task}-{model}")
+
+
+def subset_curve(per_trial: pd.DataFrame, direction: str, seed: int = stats.BOOTSTRAP_SEED
+                 ) -> pd.DataFrame:
+    """Best validation score among b trials drawn at random without replacement, for b = 1..K:
+    mean and 2.5/97.5 percentiles over `SUBSET_DRAWS` seeded draws. per_trial: column `score`."""
+    scores = per_trial["score"].dropna().to_numpy(dtype=float)
+    rng = np.random.default_rng(seed)
+    pick = np.min if direction == "min" else np.max
+    rows = []
+    for budget in range(1, len(scores) + 1):
+        best = np.array([pick(rng.choice(scores, size=budget, replace=False))
+                         for _ in range(SUBSET_DRAWS)])
+        rows.append(dict(budget=budget, mean=best.mean(), lo=np.quantile(best, 0.025),
+                         hi=np.quantile(best, 0.975)))
+    return pd.DataFrame(rows)
+
+
+def budget_figure(out: Path, sweep, scores: pd.DataFrame, budgets: pd.DataFrame,
+                  task: str, model: str, figures: Path) -> list[Path]:
+    """Test score of the selected config vs budget (left) and bootstrapped best validation score
+    vs budget (right) for (task, model)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    metric, direction = sweep.metric_of(task)
+    mine = budgets[(budgets.task == task) & (budgets.model == model)]
+    rows = []
+    for row in mine.itertuples():
+        folder = out / ("final" if row.same_as_full else f"budgets/t{int(row.trial):03d}")
+        rows.append((row.objective, int(row.budget), folder))
+    rows += [(o, 0, out / "budget0") for o in sorted(mine["objective"].unique())]
+    test_rows = []
+    for objective, budget, folder in rows:
+        values = final_values(folder, sweep)
+        values = values[(values.task == task) & (values.model == model)
+                        & (values.objective == objective)]["value"]
+        if len(values):
+            mean = float(values.mean())
+            lo, hi, _ = stats.mean_ci(values)
+            test_rows.append(dict(panel="test", objective=objective, budget=budget, mean=mean,
+                                  lo=lo, hi=hi, n=len(values)))
+    val_rows = []
+    done = scores[(scores.task == task) & (scores.model == model) & (scores.status == "done")]
+    for objective, group in done.groupby("objective"):
+        per_trial = group.groupby("trial", as_index=False)["score"].mean()
+        curve = subset_curve(per_trial, direction)
+        val_rows += [dict(panel="validation", objective=objective, **r)
+                     for r in curve.to_dict("records")]
+    data = pd.DataFrame(test_rows + val_rows)
+    if data.empty:
+        return []
+    colors = objective_colors(sorted(data["objective"].unique()))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, panel in zip(axes, ("test", "validation")):
+        part = data[data["panel"] == panel].sort_values("budget")
+        for objective, group in part.groupby("objective"):
+            ax.plot(group["budget"], group["mean"], "o-", color=colors[objective], label=objective)
+            ax.fill_between(group["budget"], group["lo"], group["hi"], color=colors[objective],
+                            alpha=0.2)
+        ax.set_xlabel("tuning budget (trials; 0 = one-shot default)" if panel == "test"
+                      else "trials drawn (best of b, bootstrapped)")
+        ax.set_ylabel(f"{panel} {metric} ({'lower' if direction == 'min' else 'higher'} is better)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+    axes[0].set_title("selected config, final seeds (mean, 95% CI)", fontsize=9)
+    axes[1].set_title(f"best validation score of b trials ({SUBSET_DRAWS} draws)", fontsize=9)
+    fig.suptitle(f"{task} / {model}: score vs tuning budget")
+    return _save(fig, data, figures / f"budget-{task}-{model}")
+
+
+def compute_table(out: Path) -> pd.DataFrame:
+    """Per (task, model) and objective: trials and the total wall time of the trial cells (s),
+    as one row per (task, model) with `<objective> trials` and `<objective> s` columns."""
+    frames = [pd.read_parquet(f / "runs.parquet") for f in sorted((out / "trials").glob("t*"))
+              if (f / "runs.parquet").is_file()]
+    if not frames:
+        return pd.DataFrame()
+    runs = pd.concat(frames, ignore_index=True)
+    done = runs[runs["status"] == "done"]
+    long = done.groupby(["task", "model", "objective"]).agg(
+        trials=("run_id", "size"), seconds=("wall_time_s", "sum")).reset_index()
+    wide = long.pivot_table(index=["task", "model"], columns="objective",
+                            values=["trials", "seconds"], aggfunc="first")
+    wide = wide[sorted(wide.columns, key=lambda c: (c[1], c[0] != "trials"))]
+    wide.columns = [f"{objective} {'trials' if what == 'trials' else 's'}"
+                    for what, objective in wide.columns]
+    return wide.round(1).reset_index()
+
+
+def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
+    """Write `<out>/report/` (see the module docstring); returns its index.md."""
+    from tabulate import tabulate
+
+    out = Path(out)
+    report = out / "report"
+    figures = report / "figures"
+    scores = pd.read_csv(out / "selected" / "trial_scores.csv")
+    selected = pd.read_csv(out / "selected" / "selected.csv")
+    budgets = pd.read_csv(out / "selected" / "budgets.csv")
+    tuned = comparison_table(final_values(out / "final", sweep), baseline)
+    default = comparison_table(final_values(out / "budget0", sweep), baseline)
+    lines = [f"# Tuned comparison: {Path(sweep.source).name}", "",
+             f"Sampler {sweep.sampler} (seed {sweep.seed}); selection on the VALIDATION split, "
+             f"{sweep.iterate} iterate; winners re-run on final seeds {list(sweep.final_seeds)} "
+             "and evaluated on the test split once.", "",
+             "## Selected configs (validation score, mean over tuning seeds)", ""]
+    shown = selected[["task", "model", "objective", "trial", "trials", "metric", "score",
+                      "params"]]
+    lines += [tabulate(shown, headers="keys", tablefmt="github", showindex=False), ""]
+    compute = compute_table(out)
+    atomic_write_frame(compute, report / "compute.csv")
+    lines += ["## Tuning compute (equal trial counts per comparison by construction; wall time "
+              "of the trial cells, s)", "",
+              tabulate(compute, headers="keys", tablefmt="github", showindex=False), ""]
+    lines += [f"## Tuned: each objective's winner vs {baseline}'s winner (test split)", "",
+              "Paired by final seed; interval: t below 10 pairs, BCa from 10; p: exact sign-flip "
+              "permutation; Holm across the rows of this table; 'better'/'worse' only where the "
+              "corrected p < 0.05.", "", _write_table(tuned, report / "comparisons", baseline)]
+    lines += [f"## Budget 0: the one-shot defaults vs {baseline}'s defaults (same seeds)", "",
+              _write_table(default, report / "budget0", baseline)]
+    across = _across(out, sweep, baseline)
+    if len(across):
+        atomic_write_frame(across, report / "across_tasks.csv")
+        lines += ["## Across tasks (normalised scores, winners, test split)", "",
+                  "IQM and P(objective > baseline) from rliable, 95% stratified bootstrap CI.", "",
+                  tabulate(across.round(3), headers="keys", tablefmt="github", showindex=False),
+                  ""]
+    lines += ["## Figures", ""]
+    for (task, model), _ in scores.groupby(["task", "model"]):
+        for path in sensitivity_figure(scores, sweep, task, model, figures) + \
+                budget_figure(out, sweep, scores, budgets, task, model, figures):
+            if path.suffix == ".png":
+                lines.append(f"![{path.stem}](figures/{path.name})")
+    index = report / "index.md"
+    atomic_write_text(index, "\n".join(lines) + "\n")
+    return index
+
+
+def _across(out: Path, sweep, baseline: str) -> pd.DataFrame:
+    """IQM / probability of improvement over (task, model) problems; 'max' metrics are negated
+    so that every problem is normalised as a cost."""
+    values = final_values(out / "final", sweep)
+    if values.empty or values[["task", "model"]].drop_duplicates().shape[0] < 1:
+        return pd.DataFrame()
+    values = values.assign(problem=values["task"] + "/" + values["model"],
+                           value=np.where(values["direction"] == "max", -values["value"],
+                                          values["value"]))
+    return stats.across_tasks(values, "min", baseline)

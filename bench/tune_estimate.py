@@ -1,0 +1,68 @@
+"""What a `bench tune` run costs before it runs: cells per phase and their time, from measured
+per-cell wall times (a results folder's `runs.parquet`, e.g. the committed `results/cpu`).
+
+A combination never measured borrows the median time of the same task and model under the
+objective 'dlc' (then any objective), and says so in the `source` column. The smaller budgets'
+winners are counted as if each differed from the full budget's (an upper bound). The total adds a
+per-cell start-up time (a fresh worker process imports torch) and divides by the parallel jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from bench.matrix import Matrix, expand_cells
+
+STARTUP_S = 5.0  # CPU seconds to start a worker and import torch + the suite (measured: 4.7 s)
+
+
+def measured_times(results: Path) -> pd.DataFrame:
+    """Median wall time (s) per (task, model, objective) of the done runs of a results folder."""
+    runs = pd.read_parquet(Path(results) / "runs.parquet")
+    runs = runs[runs["status"] == "done"]
+    return runs.groupby(["task", "model", "objective"], as_index=False)["wall_time_s"].median()
+
+
+def _time_of(times: pd.DataFrame, task: str, model: str, objective: str) -> tuple[float, str]:
+    same = times[(times.task == task) & (times.model == model)]
+    for name, source in ((objective, "measured"), ("dlc", "as dlc")):
+        hit = same[same.objective == name]
+        if len(hit):
+            return float(hit["wall_time_s"].iloc[0]), source
+    if len(same):
+        return float(same["wall_time_s"].median()), "as the median objective"
+    return float("nan"), "never measured"
+
+
+def estimate(parts: Sequence[Matrix], sweep, results: Path, jobs: int = 1) -> pd.DataFrame:
+    """One row per (task, model, objective): tune and final cells, seconds per cell, total; plus a
+    'TOTAL' row with the wall time on `jobs` parallel workers (start-up included)."""
+    times = measured_times(results)
+    rows = []
+    for part in parts:
+        for task in part.tasks:
+            for model in part.models:
+                for objective in part.objectives:
+                    narrow = replace(part, tasks=[task], models=[model], objectives=[objective],
+                                     seeds=[0])
+                    cell = expand_cells(narrow, Path("/nonexistent"))[0]
+                    if cell.skip_reason:
+                        continue
+                    name = Path(objective).stem
+                    seconds, source = _time_of(times, cell.task, cell.model, name)
+                    tune = sweep.budget(name) * len(part.seeds)
+                    final = len(sweep.final_seeds) * (1 + int(sweep.budget0) + len(sweep.budgets))
+                    rows.append(dict(task=cell.task, model=cell.model, objective=name,
+                                     tune_cells=tune, final_cells=final, cell_s=seconds,
+                                     source=source, total_s=(tune + final) * seconds))
+    table = pd.DataFrame(rows)
+    cells = int(table["tune_cells"].sum() + table["final_cells"].sum())
+    work = float(table["total_s"].sum()) + cells * STARTUP_S
+    total = dict(task="TOTAL", model=f"{jobs} jobs", objective="", tune_cells=table["tune_cells"].sum(),
+                 final_cells=table["final_cells"].sum(), cell_s=float("nan"),
+                 source=f"+{STARTUP_S:g} s start-up per cell", total_s=work / max(jobs, 1))
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True).round(1)
