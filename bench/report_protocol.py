@@ -301,7 +301,9 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
                   "IQM and P(objective > baseline) from rliable, 95% stratified bootstrap CI.", "",
                   tabulate(across.round(3), headers="keys", tablefmt="github", showindex=False),
                   ""]
-    lines += ["## Figures", ""]
+    lines += ["`final/` is an ordinary results folder: `python -m bench report "
+              f"{out / 'final'}` gives the winners' standard tables and figures (convergence, "
+              "landscape, performance profiles).", "", "## Figures", ""]
     for (task, model), _ in scores.groupby(["task", "model"]):
         for path in sensitivity_figure(scores, sweep, task, model, figures) + \
                 budget_figure(out, sweep, scores, budgets, task, model, figures):
