@@ -175,3 +175,14 @@ def test_tpe_trials_are_decided_once_and_reused_on_resume(tmp_path: Path,
     assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "tune") == 0
     assert "0 to run" in capsys.readouterr().out
     assert json.loads((out / "trials.json").read_text()) == first
+
+
+def test_a_misspelt_search_space_key_names_its_sweep_line(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    matrix = write_tuning(tmp_path)
+    sweep = tmp_path / "sweep.gin"
+    sweep.write_text(sweep.read_text().replace("DLC.weight", "DLC.wieght"))
+    assert bench_cli("tune", str(matrix), "--out", str(tmp_path / "o"), "--dry-run") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{sweep}, line 6: objective 'dlc'" in err and "did you mean" in err
