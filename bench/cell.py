@@ -17,6 +17,8 @@ class Cell:
     results: the results folder (a string, so the cell pickles anywhere).
     skip_reason: non-empty when the combination is incompatible (never run).
     progress: show a per-epoch progress bar (sequential runs on a terminal only).
+    parent: run_id of the cell whose final weights this one starts from (`Experiment.init_from`;
+        same task, model and seed, run first); '' for a cell trained from scratch.
     eval_split: '' (any) or the only split the cell may evaluate: 'val' for tuning trials, whose
         run fails rather than record a test metric.
     """
@@ -37,6 +39,7 @@ class Cell:
     threads: int = 0
     skip_reason: str = ""
     progress: bool = False
+    parent: str = ""
     eval_split: str = ""
 
     def to_dict(self) -> dict:

@@ -1,8 +1,9 @@
-"""Command line: `python -m bench run|list|report|tune` (also installed as `dlc-bench`)."""
+"""Command line: `python -m bench run|list|catalog|report|tune` (also installed as `dlc-bench`)."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections import Counter
@@ -38,16 +39,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gin_file", action="append", default=[], help="extra gin file (repeatable)")
     run.add_argument("--gin_bindings", action="append", default=[],
                      help="extra binding, e.g. \"bench.run.Experiment.epochs = 2\" (repeatable)")
-    run.add_argument("--executor", choices=EXECUTORS, default="sequential")
+    run.add_argument("--executor", choices=EXECUTORS, default="sequential",
+                     help="where cells run: sequential (this process, default), local (a pool of "
+                          "--jobs fresh processes), submitit (SLURM job arrays), ray (Ray tasks)")
     run.add_argument("--jobs", type=int, default=1, help="parallel cells (local/submitit/ray)")
     run.add_argument("--threads", type=int, default=0,
                      help="torch threads per cell (default: cores / jobs)")
-    run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    run.add_argument("--device", default="auto",
+                     help="auto (CUDA when torch sees a GPU, else CPU; default) | cpu | cuda | "
+                          "cuda:N (the N-th visible GPU; the local executor pins one GPU per "
+                          "worker itself)")
     run.add_argument("--dry-run", action="store_true", help="print every cell's status, run nothing")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress bars (default: one bar over the cells, and a per-epoch bar "
+                          "with the sequential executor on a terminal)")
 
     lst = sub.add_parser("list", help="cells of a results folder with status and reason")
     lst.add_argument("results", type=Path)
+
+    sub.add_parser("catalog", help="what can be run: tasks, models, objectives, scales and "
+                                   "matrices under gin/, each with the first line of its comment")
 
     rep = sub.add_parser("report", help="tables and figures from a results folder")
     rep.add_argument("results", type=Path)
@@ -62,12 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.matrix import expand_cells, load_matrix
+    from bench.matrix import expand_cells, load_matrix, restrict_tasks
 
     matrix_path = resolve("matrices", args.matrix)
     results = args.results or REPO / "results" / matrix_path.stem
     cells = []
-    for matrix in load_matrix(matrix_path):
+    parts = load_matrix(matrix_path)
+    if args.tasks and len(parts) > 1:  # each part keeps its own family's models
+        parts = restrict_tasks(parts, _csv(args.tasks), matrix_path)
+        args.tasks = None
+    for matrix in parts:
         for axis in ("tasks", "models", "objectives"):
             if getattr(args, axis):
                 setattr(matrix, axis, _csv(getattr(args, axis)))
@@ -128,18 +143,24 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
         print(f"  skipped {cell.run_id}: {cell.skip_reason}")
         record_status(results, cell, Status.SKIPPED, cell.skip_reason)
     begin = time.time()
-    outcomes = execute(todo, args.executor, args.jobs, args.threads)
+    from bench.matrix import waves
+
+    # parents (init_from) first: each wave runs to its end before the next starts
+    outcomes = itertools.chain.from_iterable(
+        execute(wave, args.executor, args.jobs, args.threads) for wave in waves(todo))
     failed = []
     progress = None
     if not args.no_progress and todo:
         from tqdm import tqdm
 
         progress = tqdm(total=len(todo), desc="matrix", unit="cell")
+    by_id = {c.run_id: c for c in todo}
     for outcome in outcomes:
         if outcome["status"] != Status.DONE:
             failed.append(outcome)
         if progress is not None:
-            progress.set_postfix_str(f"{outcome['run_id'][:40]} {outcome['status']}")
+            progress.set_postfix_str(f"{_label(by_id.get(outcome['run_id']), outcome['run_id'])} "
+                                     f"{outcome['status']}")
             progress.update()
     if progress is not None:
         progress.close()
@@ -151,6 +172,20 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
             print(f"  {outcome['run_id']}: {outcome['status']}: {outcome['reason']}",
                   file=sys.stderr)
         return 1
+    return 0
+
+
+def _label(cell, run_id: str) -> str:
+    """What tells cells apart in a progress bar: `task model objective s<seed>`."""
+    if cell is None:
+        return run_id
+    return f"{cell.task} {cell.model} {cell.objective} s{cell.seed}"
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from bench.catalog import catalog, format_catalog
+
+    print(format_catalog(catalog()), end="")
     return 0
 
 
@@ -167,9 +202,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import write_report
+    import warnings
 
-    out = write_report(args.results, args.out, formats=_csv(args.format), baseline=args.baseline)
+    from bench.report import write_report
+    from bench.report.data import ReportInputError
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = write_report(args.results, args.out, formats=_csv(args.format),
+                               baseline=args.baseline)
+    except ReportInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
     print(f"report written to {out}")
     return 0
 
@@ -183,8 +230,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "list": cmd_list, "report": cmd_report,
-                "tune": cmd_tune}[args.command](args)
+        return {"run": cmd_run, "list": cmd_list, "catalog": cmd_catalog,
+                "report": cmd_report, "tune": cmd_tune}[args.command](args)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2

@@ -24,7 +24,17 @@ class Experiment:
     Args:
         task, model, objective: the three axes of the matrix.
         optimizer: an optimizer class (`@torch.optim.Adam`), called with params and `lr`.
-        lr, epochs, batch_size, grad_clip: training budget (scales set them).
+        lr, epochs, batch_size: training budget (scales set them).
+        grad_clip: clip the global gradient norm to this value (None: no clipping).
+        grad_clip_value: clip every gradient entry to [-v, v] (PRISE's elementwise clipping;
+            None: none). Applied after `grad_clip`, identically for every objective.
+        schedule: learning-rate schedule over the epochs, stepped once per epoch: None (constant),
+            'cosine' (cosine annealing from `lr` towards `lr * schedule_floor` after the last
+            epoch: epoch e uses lr_f + (lr - lr_f) (1 + cos(pi e / epochs)) / 2) or 'step' (multiply by `schedule_gamma` at each fraction of `epochs` in
+            `schedule_milestones`). The same for every objective of a scale.
+        init_from: objective (gin file stem, e.g. 'plain') of the cell of the same task, model
+            and seed whose final weights this cell starts from (fine-tuning; the runner runs that
+            cell first and its cache key is part of this cell's); '' trains from scratch.
         eval_batch_size: batch size of the test-time solver.
         landscape_examples, landscape_rays, landscape_points: the `violation_rate` diagnostic on the
             first test examples (0 examples disables it).
@@ -43,6 +53,12 @@ class Experiment:
         epochs: int = 10,
         batch_size: int = 64,
         grad_clip: float | None = None,
+        grad_clip_value: float | None = None,
+        schedule: str | None = None,
+        schedule_floor: float = 0.0,
+        schedule_gamma: float = 0.1,
+        schedule_milestones: tuple[float, ...] = (0.5, 0.75),
+        init_from: str = "",
         eval_batch_size: int = 256,
         landscape_examples: int = 64,
         landscape_rays: int = 16,
@@ -55,10 +71,35 @@ class Experiment:
         self.task, self.model, self.objective = task, model, objective
         self.optimizer, self.lr, self.epochs, self.batch_size = optimizer, lr, epochs, batch_size
         self.grad_clip, self.eval_batch_size = grad_clip, eval_batch_size
+        if schedule not in (None, "cosine", "step"):
+            raise ValueError(f"bench.run.Experiment.schedule must be None, 'cosine' or 'step', "
+                             f"got {schedule!r}")
+        self.grad_clip_value, self.schedule = grad_clip_value, schedule
+        self.schedule_floor, self.schedule_gamma = schedule_floor, schedule_gamma
+        self.schedule_milestones = tuple(schedule_milestones)
+        self.init_from = init_from
         self.landscape_examples = landscape_examples
         self.landscape_rays, self.landscape_points = landscape_rays, landscape_points
         self.autocast_bf16 = autocast_bf16
         self.eval_split = eval_split
+
+    def scheduler(self, optimizer: torch.optim.Optimizer):
+        """The per-epoch learning-rate scheduler of `schedule`, or None."""
+        if self.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=max(self.epochs, 1), eta_min=self.lr * self.schedule_floor)
+        if self.schedule == "step":
+            milestones = sorted({max(1, round(f * self.epochs)) for f in self.schedule_milestones})
+            return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones,
+                                                        gamma=self.schedule_gamma)
+        return None
+
+    def clip(self, params: list[torch.nn.Parameter]) -> None:
+        """Gradient clipping of this experiment (norm, then elementwise), in place."""
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        if self.grad_clip_value:
+            torch.nn.utils.clip_grad_value_(params, self.grad_clip_value)
 
     @property
     def family(self) -> str:

@@ -88,6 +88,44 @@ def family_scale(scale: str, family: str) -> list[Path]:
     return [path] if family and path.is_file() else []
 
 
+def restrict_tasks(parts: Sequence[Matrix], tasks: Sequence[str], source: Path) -> list[Matrix]:
+    """`--tasks` on a matrix with parts: each part keeps the requested tasks of its own family
+    (the family declared by the task class, `Task.family`) and parts left without a task drop
+    out, so a task is never crossed with another family's models. Raises ConfigError naming the
+    matrix file when a requested task belongs to no part's family."""
+    def family(task: str) -> str:
+        try:
+            return task_family([resolve("tasks", task)], ())
+        except ConfigError:  # an unknown task file: reported below as matching no part
+            return ""
+
+    kept, matched = [], set()
+    for part in parts:
+        own = {family(t) for t in part.tasks}
+        mine = [t for t in tasks if family(t) in own]
+        matched.update(mine)
+        if mine:
+            kept.append(Matrix(**{**part.__dict__, "tasks": mine}))
+    missing = [t for t in tasks if t not in matched]
+    if missing:
+        families = sorted({family(t) for p in parts for t in p.tasks})
+        raise ConfigError(f"{source}: --tasks {', '.join(missing)}: no part of this matrix has "
+                          f"that task family (families: {', '.join(families)})")
+    return kept
+
+
+@dataclass(frozen=True)
+class _Built:
+    """One (task, model, objective) combination, validated: what its cells share."""
+
+    names: tuple[str, ...]
+    files: list[Path]
+    text: str
+    skip_reason: str
+    family: str
+    init_from: str
+
+
 def cache_key(config_text: str, seed: int) -> str:
     """sha256 of the canonical config text, the seed and the package version."""
     blob = f"{config_text}\n# seed={seed}\n# dlc-bench={__version__}\n"
@@ -111,34 +149,65 @@ def expand_cells(
     scale_file = resolve("scales", matrix.scale)
     extra = [resolve("", f) for f in gin_files]
     bindings = list(matrix.bindings) + list(gin_bindings)
-    cells = []
+    def build(task: str, model: str, objective: str) -> _Built:
+        axes = [resolve("tasks", task), resolve("models", model), resolve("objectives", objective)]
+        family = task_family([scale_file, *axes, *extra], bindings)
+        files = [scale_file, *family_scale(matrix.scale, family), *axes, *extra]
+        validate(files, bindings)
+        try:
+            exp = Experiment()
+            skip, reason = exp.skip()
+            family, init_from = exp.family, exp.init_from
+        except Exception as err:  # noqa: BLE001 - report which cell failed to build
+            raise ConfigError(
+                f"cell (task={task}, model={model}, objective={objective}) does not build: "
+                f"{type(err).__name__}: {err}") from err
+        finally:
+            gin.clear_config()
+        text = expand(files) + "".join(f"# --- binding\n{b}\n" for b in bindings)
+        names = tuple(Path(str(n)).stem for n in (task, model, objective))
+        return _Built(names, files, text, reason if skip else "", family, init_from)
+
+    def cell(built: _Built, seed: int, parent: Cell | None = None) -> Cell:
+        text = built.text
+        skip_reason = built.skip_reason
+        if parent is not None:  # the parent's identity is part of the child's
+            text += f"# --- init_from {parent.run_id} key={parent.key}\n"
+            if parent.skip_reason and not skip_reason:
+                skip_reason = f"its init_from cell {parent.run_id} is skipped: {parent.skip_reason}"
+        key = cache_key(text, seed)
+        names = built.names
+        return Cell(
+            run_id=f"{names[0]}-{names[1]}-{names[2]}-s{seed}-{key[:8]}",
+            key=key, task=names[0], model=names[1], objective=names[2], seed=int(seed),
+            scale=matrix.scale, config_text=text, results=str(results), family=built.family,
+            files=tuple(str(f) for f in built.files), bindings=tuple(bindings),
+            device=device, skip_reason=skip_reason, parent=parent.run_id if parent else "",
+        )
+
+    cells: dict[str, Cell] = {}
     for task in matrix.tasks:
         for model in matrix.models:
             for objective in matrix.objectives:
-                axes = [resolve("tasks", task), resolve("models", model),
-                        resolve("objectives", objective)]
-                family = task_family([scale_file, *axes, *extra], bindings)
-                files = [scale_file, *family_scale(matrix.scale, family), *axes, *extra]
-                validate(files, bindings)
-                try:
-                    exp = Experiment()
-                    skip, reason = exp.skip()
-                    family = exp.family
-                except Exception as err:  # noqa: BLE001 - report which cell failed to build
+                built = build(task, model, objective)
+                parent = build(task, model, built.init_from) if built.init_from else None
+                if parent is not None and parent.init_from:
                     raise ConfigError(
-                        f"cell (task={task}, model={model}, objective={objective}) does not build: "
-                        f"{type(err).__name__}: {err}") from err
-                finally:
-                    gin.clear_config()
-                text = expand(files) + "".join(f"# --- binding\n{b}\n" for b in bindings)
+                        f"cell (task={task}, model={model}, objective={objective}): its init_from "
+                        f"objective {built.init_from!r} has init_from {parent.init_from!r} itself; "
+                        "one level of fine-tuning is supported")
                 for seed in matrix.seeds:
-                    key = cache_key(text, seed)
-                    names = [Path(str(n)).stem for n in (task, model, objective)]
-                    cells.append(Cell(
-                        run_id=f"{names[0]}-{names[1]}-{names[2]}-s{seed}-{key[:8]}",
-                        key=key, task=names[0], model=names[1], objective=names[2], seed=int(seed),
-                        scale=matrix.scale, config_text=text, results=str(results), family=family,
-                        files=tuple(str(f) for f in files), bindings=tuple(bindings),
-                        device=device, skip_reason=reason if skip else "",
-                    ))
-    return cells
+                    first = cell(parent, seed) if parent is not None else None
+                    if first is not None:
+                        cells.setdefault(first.run_id, first)
+                    child = cell(built, seed, first)
+                    cells.setdefault(child.run_id, child)
+    return list(cells.values())
+
+
+def waves(cells: Sequence[Cell]) -> list[list[Cell]]:
+    """`cells` in dependency order: cells without a parent among them, then their children."""
+    ids = {c.run_id for c in cells}
+    first = [c for c in cells if c.parent not in ids]
+    second = [c for c in cells if c.parent in ids]
+    return [w for w in (first, second) if w]

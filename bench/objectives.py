@@ -28,7 +28,7 @@ from torch import nn
 
 from bench.schema import Direction
 from bench.tasks.base import Batch, Task
-from dlc import StarConvexLoss
+from dlc import Space, StarConvexLoss, StarConvexResult
 
 
 @dataclass
@@ -80,15 +80,32 @@ class Plain(Objective):
 
 @gin.configurable(module="bench.objectives")
 class DLC(Objective):
-    """Original loss + weight * DLC hinges (T1..T3) on the task's h around w*.
+    """Base term + weight * DLC hinges (T1..T3) on the task's h around w*.
 
-    `mu=None` takes the task's declared `mu` (its natural scale, in the units of its space).
-    The perturbation distribution is the task's `space` (bound in the task's gin file).
+    The base term is the task's `base` (`bench.tasks.forms`): 'method' -> the method's own loss
+    `task.loss`, 'h' -> mean h(w*) (the paper's L = h(w*) + beta * hinge); tasks without a
+    `base` use their own loss. `mu=None` takes the task's declared `mu` (its natural scale, in the
+    units of its space). The perturbations come from `space`, by default the task's `space`
+    (bound in the task's gin file); a preset may bind its own (e.g. the authors' entry noise).
+
+    A preset that only makes sense for some tasks says so with `families` (task families it
+    applies to, empty: all), `target_space` (class name the task's space must have, empty: any)
+    and `skip_reason` (why, shown in the skip reason of the other cells).
+
+    `ObjectiveOutput.base` is the method's own loss at w* (recorded as `train_original`, the same
+    quantity for every objective). Logged per step (means per epoch, as `train_<key>`):
+    `base_term` (the base term trained: h(w*) or the method's loss), `hinge` (unweighted),
+    `hinge_<term>` (mean of each term), `hinge_ratio` = hinge / base_term,
+    `weighted_hinge_ratio` = weight * hinge / base_term, `active_<term>` = share of (sample,
+    example) pairs whose term is > 0, `lam`, and `mu` (current values; learned ones move).
     """
 
     log_directions: ClassVar[dict[str, Direction]] = {
-        "hinge": Direction.MIN, "hinge_t1": Direction.MIN, "hinge_t2": Direction.MIN,
-        "hinge_t3": Direction.MIN, "lam": Direction.NONE}
+        "base_term": Direction.MIN, "hinge": Direction.MIN, "hinge_ratio": Direction.MIN,
+        "weighted_hinge_ratio": Direction.MIN,
+        **{f"{kind}_{term}": Direction.MIN for kind in ("hinge", "active")
+           for term in ("t1", "t2", "t3")},
+        "lam": Direction.NONE, "mu": Direction.NONE}
 
     def __init__(
         self,
@@ -102,29 +119,73 @@ class DLC(Objective):
         learn_mu: bool = False,
         perturbation: Literal["random", "adversarial"] = "random",
         adversarial_steps: int = 3,
+        t1_margin: bool = False,
+        space: Space | None = None,
+        families: Sequence[str] = (),
+        target_space: str = "",
+        skip_reason: str = "",
     ) -> None:
         super().__init__()
         self.options = dict(
             samples=samples, lam=lam, weight=weight, terms=tuple(terms), aggregate=aggregate,
             learn_lam=learn_lam, learn_mu=learn_mu, perturbation=perturbation,
-            adversarial_steps=adversarial_steps,
+            adversarial_steps=adversarial_steps, t1_margin=t1_margin,
         )
         self.mu = mu
+        self.space = space
+        self.families, self.target_space = tuple(families), target_space
+        self.skip_reason = skip_reason
         self.star: StarConvexLoss | None = None
+
+    def skip(self, task: Task) -> tuple[bool, str]:
+        family_ok = not self.families or task.family in self.families
+        space_ok = not self.target_space or type(task.space).__name__ == self.target_space
+        if family_ok and space_ok:
+            return False, ""
+        wanted = ", ".join(filter(None, [
+            f"task families {list(self.families)}" if self.families else "",
+            f"targets in a {self.target_space} space" if self.target_space else ""]))
+        got = f"task {type(task).__name__} ({task.family!r}, {type(task.space).__name__} targets)"
+        return True, f"this DLC preset applies to {wanted} only, not to {got}" + (
+            f": {self.skip_reason}" if self.skip_reason else "")
 
     def setup(self, task: Task) -> None:
         mu = task.mu if self.mu is None else self.mu
-        self.star = StarConvexLoss(space=task.space, mu=mu, **self.options)
+        space = task.space if self.space is None else self.space
+        if hasattr(space, "for_task"):  # a preset's space that needs the task's sizes
+            space = space.for_task(task)
+        self.star = StarConvexLoss(space=space, mu=mu, **self.options)
 
     def forward(self, task: Task, model: nn.Module, outputs: Any, batch: Batch) -> ObjectiveOutput:
         target = task.target(batch)
-        original = task.loss(model, outputs, batch, target)
         star = self.star(lambda w: task.h(outputs, w), target)
+        if getattr(task, "base", "method") == "h":
+            original = star.base
+        else:
+            original = task.loss(model, outputs, batch, target)
         loss = original + self.star.weight * star.hinge
-        logs = {"hinge": star.hinge.detach()}
-        logs.update({f"hinge_{k}": v.detach().mean() for k, v in star.terms.items()})
-        logs["lam"] = star.lam.detach()
-        return ObjectiveOutput(loss, original.detach(), logs)
+        if getattr(task, "base", "method") == "h":  # the comparable base, whatever is trained
+            with torch.no_grad():
+                method = task.loss(model, outputs, batch, target)
+        else:
+            method = original
+        return ObjectiveOutput(loss, method.detach(), diagnostics(original, star, self.star.weight))
+
+
+def diagnostics(base_term: torch.Tensor, star: StarConvexResult,
+                weight: float) -> dict[str, torch.Tensor]:
+    """The values a DLC-type objective logs per step (see `DLC`), all detached 0-dim tensors."""
+    base = base_term.detach()
+    hinge = star.hinge.detach()
+    safe = base.abs().clamp_min(torch.finfo(base.dtype).tiny)
+    logs = {"base_term": base, "hinge": hinge, "hinge_ratio": hinge / safe,
+            "weighted_hinge_ratio": weight * hinge / safe}
+    for name, value in star.terms.items():
+        logs[f"hinge_{name}"] = value.detach().mean()
+        logs[f"active_{name}"] = (value.detach() > 0).float().mean()
+    logs["lam"] = star.lam.detach()
+    logs["mu"] = star.mu.detach()
+    return logs
 
 
 @gin.configurable(module="bench.objectives")

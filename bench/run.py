@@ -23,13 +23,14 @@ from typing import Any
 import gin
 import torch
 
+from bench import checkpoint
 from bench.cell import Cell
 from bench.config import parse_text
 from bench.evaluate import evaluate, metric_directions
 from bench.experiment import Experiment
 from bench.provenance import environment
 from bench.schema import Status
-from bench.store import RunWriter
+from bench.store import RunWriter, read_run, runs_dir
 from bench.train import Diverged, Recorder, pick_device, seed_everything, train
 
 
@@ -61,12 +62,18 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         if device.type == "cuda":
             record["device_name"] = torch.cuda.get_device_name(device)
             record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if cell.parent:
+            record["init_from"] = init_from_parent(cell, exp)
+        if hasattr(exp.task, "describe"):
+            record["dlc_form"] = exp.task.describe()
         exp.model.to(device)
         exp.objective.setup(exp.task)
         exp.objective.to(device)
         record.update(train(exp, device, cell.seed, rec, progress=cell.progress))
         record["metric_directions"] = metric_directions(exp)
         evaluate(exp, device, rec)
+        checkpoint.save(writer.stage / checkpoint.FILENAME, exp.model, exp.objective,
+                        {"run_id": cell.run_id, "key": cell.key})
         writer.write_text("operative.gin", gin.operative_config_str())
         record.update(status=Status.DONE, reason="")
     except Diverged as err:
@@ -82,6 +89,20 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     writer.publish(record)
     return {"run_id": cell.run_id, "status": str(record["status"]), "reason": record["reason"],
             "wall_time_s": record["wall_time_s"]}
+
+
+def init_from_parent(cell: Cell, exp: Experiment) -> dict[str, str]:
+    """Load the final model weights of `cell.parent` (run first by the driver) into `exp.model`;
+    returns `{run_id, key}` of the parent for run.json. Raises `CheckpointError` when the parent
+    did not finish or its weights do not fit."""
+    folder = runs_dir(Path(cell.results)) / cell.parent
+    parent = read_run(Path(cell.results), cell.parent)
+    if not parent or parent.get("status") != Status.DONE:
+        raise checkpoint.CheckpointError(
+            f"init_from cell {cell.parent} is not done (status "
+            f"{parent.get('status') if parent else 'missing'}): run it first")
+    metadata = checkpoint.load_model(folder / checkpoint.FILENAME, exp.model)
+    return {"run_id": cell.parent, "key": metadata.get("key", "")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,7 @@ Columns = dict[str, torch.Tensor]
 
 #: directions of the metrics the loop itself records (objective logs declare their own)
 TRAIN_DIRECTIONS = {"train_loss": Direction.MIN, "train_original": Direction.MIN,
-                    "train_optimality_gap": Direction.MIN}
+                    "train_optimality_gap": Direction.MIN, "train_lr": Direction.NONE}
 
 
 class Diverged(RuntimeError):
@@ -103,6 +103,7 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
     columns = exp.task.dataset("train")[:]
     params = list(model.parameters()) + list(objective.parameters())
     optimizer = exp.optimizer(params, lr=exp.lr)
+    scheduler = exp.scheduler(optimizer)
     order_rng = torch.Generator().manual_seed(seed)
     step, step_times = 0, []
     for epoch in tqdm(range(exp.epochs), desc=rec.ident["run_id"][:40], unit="epoch",
@@ -122,8 +123,7 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
                 raise Diverged(f"non-finite loss {result.loss.item()} at step {step} (epoch {epoch})")
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
-            if exp.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, exp.grad_clip)
+            exp.clip(params)
             optimizer.step()
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -136,6 +136,9 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
             step += 1
         for key, total in sums.items():
             rec.add(Phase.TRAIN, epoch, key, total / max(count, 1))
+        rec.add(Phase.TRAIN, epoch, "train_lr", optimizer.param_groups[0]["lr"])
+        if scheduler is not None:
+            scheduler.step()
         if task.optimum is not None and "train_original" in sums:
             rec.add(Phase.TRAIN, epoch, "train_optimality_gap",
                     sums["train_original"] / max(count, 1) - task.optimum)

@@ -4,7 +4,7 @@ For a per-sample loss ``h`` of the target with ground truth ``w*`` and perturbat
 (``s = 1..S``), ``w~ = retract(w*, delta, 1)``, ``w_l = retract(w*, delta, lam)``,
 ``n2 = sqnorm(w*, delta)``, the margins (hinge arguments before ``relu``) are::
 
-    m1 = h* - h_l
+    m1 = h* - h_l                      (+ mu/2 * lam^2 * n2 with t1_margin: PRISE's option1)
     m2 = h* - h~ + mu/2 * n2
     m3 = h_l - (1 - lam) h* - lam h~ + mu/2 * lam (1 - lam) n2
 
@@ -62,13 +62,16 @@ def star_convex_points(space: Space, target: Tensor, delta: Tensor, lam: Tensor 
 
 
 def margins(h_star: Tensor, h_tilde: Tensor, h_lam: Tensor, n2: Tensor, lam: Tensor,
-            mu: Tensor, terms: Sequence[str] = TERMS) -> dict[str, Tensor]:
+            mu: Tensor, terms: Sequence[str] = TERMS, t1_margin: bool = False) -> dict[str, Tensor]:
     """The hinge arguments (before ``relu``) ``[S, B]`` from ``h_star [B]``,
     ``h_tilde, h_lam, n2 [S, B]`` and 0-dim ``lam, mu``; a positive margin is a violated
-    inequality. Only the names in ``terms`` are computed (keys in ``TERMS`` order)."""
+    inequality. Only the names in ``terms`` are computed (keys in ``TERMS`` order).
+
+    ``t1_margin``: PRISE's "option1" (its default; TF2 code ``src/train_level_one.py``), which
+    asks T1 for quadratic growth too: ``m1 = h* - h_l + mu/2 * lam^2 * n2``."""
     out = {}
     if "t1" in terms:
-        out["t1"] = h_star - h_lam
+        out["t1"] = h_star - h_lam + (mu / 2 * lam**2 * n2 if t1_margin else 0.0)
     if "t2" in terms:
         out["t2"] = h_star - h_tilde + mu / 2 * n2
     if "t3" in terms:

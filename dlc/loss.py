@@ -93,6 +93,8 @@ class StarConvexLoss(nn.Module):
         mu: strong star-convexity modulus (>= 0); with ``learn_mu`` it is ``softplus(raw)``.
         weight: balance ``beta`` of the hinge against the task loss.
         terms: which of ``"t1", "t2", "t3"`` to use.
+        t1_margin: add ``mu/2 * lam^2 * |delta|^2`` inside T1 (PRISE's default "option1",
+            see :func:`dlc.functional.margins`).
         aggregate: ``"sum"`` or ``"max"`` over samples, per example.
         perturbation: ``"random"`` (as the public code) or ``"adversarial"`` (projected ascent on
             the hinge w.r.t. ``delta``, see :mod:`dlc.adversarial`).
@@ -108,7 +110,8 @@ class StarConvexLoss(nn.Module):
                  mu: float = 0.0, weight: float = 1.0, terms: Sequence[str] = TERMS,
                  aggregate: str = "sum", learn_lam: bool = False, learn_mu: bool = False,
                  perturbation: str = "random", adversarial_steps: int = 3,
-                 adversarial_step_size: float = 0.5, chunk_size: int | None = None) -> None:
+                 adversarial_step_size: float = 0.5, chunk_size: int | None = None,
+                 t1_margin: bool = False) -> None:
         super().__init__()
         _validate(samples, lam, mu, weight, terms, aggregate, learn_mu, perturbation,
                   adversarial_steps, adversarial_step_size, chunk_size)
@@ -116,6 +119,7 @@ class StarConvexLoss(nn.Module):
         self.samples = int(samples)
         self.weight = float(weight)
         self.terms = tuple(t for t in TERMS if t in terms)
+        self.t1_margin = bool(t1_margin)
         self.aggregate = aggregate
         self.perturbation = perturbation
         self.adversarial_steps = int(adversarial_steps)
@@ -181,7 +185,8 @@ class StarConvexLoss(nn.Module):
         values = loss_at(h, points, self._chunk_size(target))
         h_star, h_tilde, h_lam = values[0], values[1:s + 1], values[s + 1:]
         n2 = self.space.sqnorm(target, delta)
-        return margins(h_star, h_tilde, h_lam, n2, lam, mu, self.terms), h_star, h_tilde, h_lam
+        return margins(h_star, h_tilde, h_lam, n2, lam, mu, self.terms,
+                       self.t1_margin), h_star, h_tilde, h_lam
 
     def forward(self, h: LossFn, target: Tensor,
                 generator: torch.Generator | None = None) -> StarConvexResult:

@@ -152,7 +152,8 @@ def test_loader_reads_hdf5_and_splits_unseen_categories(tmp_path: Path) -> None:
     assert data["data"].shape == (4, 64, 3) and data["label"].tolist() == [0, 19, 20, 39]
     task = Registration(source="modelnet40", root=str(tmp_path), split="unseen", num_points=32,
                         n_train=None, n_test=None)
-    assert task.dataset("train")[:]["label"].tolist() == [0, 19]
+    train, val = (task.dataset(s)[:]["label"].tolist() for s in ("train", "val"))
+    assert len(val) == 1 and sorted(train + val) == [0, 19]  # val carved from the train part
     assert task.dataset("test")[:]["label"].tolist() == [25]
 
 

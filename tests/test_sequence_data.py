@@ -177,8 +177,9 @@ def test_missing_mnist_names_files_and_folders(tmp_path: Path) -> None:
 def test_mnist_task_normalises_and_permutes(tmp_path: Path) -> None:
     arrays = _write_mnist(tmp_path, 6, compress=False)
     plain = MNIST(root=str(tmp_path))
-    batch = plain.dataset("train")[:]
+    batch = plain._source("train")[:]  # the official training rows, before the val split
     assert batch["x"].shape == (6, 784) and batch["x"].dtype == torch.uint8
+    assert len(plain.dataset("train")) + len(plain.dataset("val")) == 6
     x = plain.inputs(batch)
     assert x.shape == (6, 784, 1)
     raw = torch.from_numpy(arrays["train_x"].reshape(6, 784)).float() / 255
@@ -187,5 +188,5 @@ def test_mnist_task_normalises_and_permutes(tmp_path: Path) -> None:
     order = torch.from_numpy(np.random.RandomState(12008).permutation(784))  # noqa: NPY002
     torch.testing.assert_close(permuted.inputs(batch)[..., 0], x[:, order, 0])
     rows = MNIST(root=str(tmp_path), mode="row", n_train=4)
-    assert rows.inputs(rows.dataset("train")[:]).shape == (4, 28, 28)
+    assert rows.inputs(rows.dataset("train")[:]).shape == (3, 28, 28)  # 4 rows - 1 for val
     assert math.isclose(plain.trivial["accuracy"], 10.0)

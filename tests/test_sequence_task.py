@@ -142,7 +142,7 @@ def test_copy_checkpoints_and_recall_accuracy() -> None:
 
 
 def test_trivial_baselines_are_what_a_memoryless_predictor_scores() -> None:
-    task = Copy(delay=30, n_train=256)
+    task = Copy(delay=30, n_train=300)  # 270 training rows after the val split
     batch = batch_of(task, 256)
     length, classes = task.length, task.output_size
     logits = torch.full((256, length + 1, classes), -1e4)

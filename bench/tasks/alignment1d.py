@@ -29,7 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import cached_dataset
+from bench.tasks import splits
 from bench.tasks.base import Batch, Task
+from bench.tasks.forms import Base, Forms, HForm
 from dlc import Euclidean, Space
 
 Outputs = tuple[torch.Tensor, torch.Tensor]  # Fx, Fm: [B, C, N] each
@@ -137,7 +139,7 @@ class RawSignal(nn.Module):
 
 
 @gin.configurable(module="bench.tasks.alignment1d")
-class Alignment1D(Task):
+class Alignment1D(Forms, Task):
     """1-D shift estimation across modalities (see the module docstring).
 
     Args:
@@ -154,6 +156,9 @@ class Alignment1D(Task):
         max_step: each Gauss-Newton step is clipped to +-max_step samples.
         space: DLC target space (perturbations of the shift), bound in the gin file.
         metrics, mu, data_seed: see `bench.tasks.base.Task`.
+        h: DLC's h, 'energy' (E(w), what Gauss-Newton descends) or 'output' (the unrolled
+            regression loss |w_U - w| at a perturbed label w), see `bench.tasks.forms`.
+        base: DLC's base term, 'method' (`loss`) or 'h' (h(w*)).
     """
 
     family = "alignment1d"
@@ -175,8 +180,11 @@ class Alignment1D(Task):
         metrics: Sequence[Any] = (),
         mu: float = 0.003,
         data_seed: int = 0,
+        h: HForm = "energy",
+        base: Base = "method",
     ) -> None:
         super().__init__(metrics=metrics, mu=mu, data_seed=data_seed)
+        self.set_forms(h, base)
         self.length, self.max_shift, self.modality = length, max_shift, modality
         self.noise, self.sines = noise, sines
         self.sizes = {"train": n_train, "test": n_test}
@@ -195,6 +203,10 @@ class Alignment1D(Task):
         return self._space
 
     def dataset(self, split: str):
+        return splits.select(split, self._source, self.data_seed)
+
+    def _source(self, split: str):
+        """The generated 'train' or 'test' split (before the validation split is carved)."""
         params = dict(recipe=RECIPE_VERSION, split=split, n=self.sizes[split], length=self.length,
                       max_shift=self.max_shift, modality=self.modality, noise=self.noise,
                       sines=self.sines, seed=self.data_seed)
@@ -210,6 +222,13 @@ class Alignment1D(Task):
         return batch["shift"]
 
     def h(self, outputs: Outputs, w: torch.Tensor) -> torch.Tensor:
+        if self.h_form == "output":  # smooth L1 of the unrolled estimate w_U [B, 1] against w
+            final = self._iterate(outputs, self.unroll)[-1]
+            return F.smooth_l1_loss(final[None].expand_as(w), w, reduction="none").sum(-1)
+        return self.energy(outputs, w)
+
+    def energy(self, outputs: Outputs, w: torch.Tensor) -> torch.Tensor:
+        """The alignment energy E(w), w [K, B, 1] -> [K, B]."""
         fx, fm = outputs
         start, stop = self.window
         return (fx[None, :, :, start:stop] - warp(fm, w, start, stop)).pow(2).mean(dim=(-1, -2))
@@ -236,7 +255,7 @@ class Alignment1D(Task):
     def loss(self, model: nn.Module, outputs: Outputs, batch: Batch,
              target: torch.Tensor) -> torch.Tensor:
         if self.loss_type == "energy":
-            return self.h(outputs, target[None]).mean()
+            return self.energy(outputs, target[None]).mean()
         final = self._iterate(outputs, self.unroll)[-1]
         return F.smooth_l1_loss(final, target)
 

@@ -3,7 +3,10 @@
 A task is one member of a family (`alignment1d`, `sequence`, ...). The runner only talks to it
 through this interface, in plain tensors and dicts, BenchOpt-style:
 
-* `dataset(split)` -> `datasets.Dataset` in torch format (rows are dicts of tensors);
+* `dataset(split)` -> `datasets.Dataset` in torch format (rows are dicts of tensors), for `split`
+  in 'train', 'val', 'test' (`bench.tasks.splits.Split`): 'val' is the source's official validation
+  split, or else carved out of its training data by a fixed data seed, disjoint from 'train'
+  (`bench.tasks.splits.select`); tuning reads 'val' only, 'test' is for final numbers;
 * `forward(model, batch)` -> network outputs, whatever `h` closes over;
 * `target(batch)` -> the ground truth w* `[B, ...]`, a point of `space`;
 * `h(outputs, w)` -> the loss as a function of the target, `w` `[K, B, ...]` -> `[K, B]` (DLC's h);
@@ -79,7 +82,8 @@ class Task(abc.ABC):
     # --- data ----------------------------------------------------------------------------------
     @abc.abstractmethod
     def dataset(self, split: str):
-        """`datasets.Dataset` (torch format) for split 'train' or 'test'."""
+        """`datasets.Dataset` (torch format) for split 'train', 'val' or 'test' (see the module
+        docstring; `bench.tasks.splits.select` does the carving)."""
 
     # --- the learning problem ------------------------------------------------------------------
     @property

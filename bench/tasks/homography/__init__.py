@@ -3,7 +3,7 @@
 Importing this package registers its gin configurables (`bench.tasks.homography.*`).
 """
 
-from bench.tasks.homography import data, geometry, models, sources, task  # noqa: F401
+from bench.tasks.homography import data, geometry, models, sources, spaces, task  # noqa: F401
 from bench.tasks.homography.data import (  # noqa: F401
                                          DHNProtocol,
                                          DLKNFolder,

@@ -27,7 +27,9 @@ import torch.nn.functional as F
 from kornia.geometry.linalg import transform_points
 from torch import nn
 
+from bench.tasks import splits
 from bench.tasks.base import Batch, Task
+from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.homography.data import DLKNProtocol
 from bench.tasks.homography.geometry import (
     homography_to_offsets,
@@ -56,7 +58,7 @@ def _unit_to_pixels(size: int, like: torch.Tensor) -> torch.Tensor:
 
 
 @gin.configurable(module="bench.tasks.homography")
-class HomographyTask(Task):
+class HomographyTask(Forms, Task):
     """Homography estimation (see the module docstring).
 
     Args:
@@ -70,6 +72,11 @@ class HomographyTask(Task):
         space: DLC target space (`dlc.Homography`), bound in the gin file.
         thresholds: success-rate thresholds (px) recorded as extras `success@<thr>`.
         metrics, mu, data_seed: see `bench.tasks.base.Task`.
+        h: DLC's h with a `Pyramid` model: 'energy' (the feature warp error LK descends, PRISE's
+            choice) or 'output' (the 'unrolled' loss, smooth L1 between the offsets after
+            `unroll` LK steps per level and a perturbed label w). A `Regression` model has no
+            solver: its h is its regression loss under both names. See `bench.tasks.forms`.
+        base: DLC's base term, 'method' (`loss`) or 'h' (h(w*)).
     """
 
     family = "homography"
@@ -78,8 +85,10 @@ class HomographyTask(Task):
                  n_test: int = 256, iterations: int = 10, tol: float = 1e-3,
                  loss: Literal["unrolled", "energy"] = "energy", unroll: int = 3,
                  space: Space | None = None, thresholds: Sequence[float] = THRESHOLDS,
-                 metrics: Sequence[Any] = (), mu: float = 0.002, data_seed: int = 0) -> None:
+                 metrics: Sequence[Any] = (), mu: float = 0.002, data_seed: int = 0,
+                 h: HForm = "energy", base: Base = "method") -> None:
         super().__init__(metrics=metrics, mu=mu, data_seed=data_seed)
+        self.set_forms(h, base)
         if loss not in ("unrolled", "energy"):
             raise ValueError(f"loss must be 'unrolled' or 'energy', got {loss!r}")
         self.data = data
@@ -96,6 +105,10 @@ class HomographyTask(Task):
         return self._space
 
     def dataset(self, split: str):
+        return splits.select(split, self._source, self.data_seed)
+
+    def _source(self, split: str):
+        """The source's 'train' or 'test' split (before the validation split is carved)."""
         return self.data.load(split, self.sizes[split], self.protocol, self.data_seed)
 
     def forward(self, model: nn.Module, batch: Batch) -> Pyramid | Regression:
@@ -121,6 +134,13 @@ class HomographyTask(Task):
     def h(self, outputs: Pyramid | Regression, w: torch.Tensor) -> torch.Tensor:
         if isinstance(outputs, Regression):
             return (outputs.offsets[None] - w).pow(2).sum(-1).mean(-1)
+        if self.h_form == "output":  # the unrolled estimate [B, 4, 2] against w [K, B, 4, 2]
+            final = self._lucas_kanade(outputs, self.unroll, tol=None)[-1]
+            return F.smooth_l1_loss(final[None].expand_as(w), w, reduction="none").mean((-1, -2))
+        return self.energy(outputs, w)
+
+    def energy(self, outputs: Pyramid, w: torch.Tensor) -> torch.Tensor:
+        """The feature warp error averaged over levels, w [K, B, 4, 2] -> [K, B]."""
         per_point = outputs.templates[0][0].numel()
         chunk = max(1, MAX_SAMPLES // max(per_point * w.shape[1], 1))
         parts = []
@@ -192,8 +212,10 @@ class HomographyTask(Task):
     # --- the base loss, solver and extras --------------------------------------------------------
     def loss(self, model: nn.Module, outputs: Pyramid | Regression, batch: Batch,
              target: torch.Tensor) -> torch.Tensor:
-        if isinstance(outputs, Regression) or self.loss_type == "energy":
+        if isinstance(outputs, Regression):
             return self.h(outputs, target[None]).mean()
+        if self.loss_type == "energy":
+            return self.energy(outputs, target[None]).mean()
         final = self._lucas_kanade(outputs, self.unroll, tol=None)[-1]
         return F.smooth_l1_loss(final, target)
 

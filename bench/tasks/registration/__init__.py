@@ -3,6 +3,7 @@ on an offline synthetic ModelNet-like set or local ModelNet40 HDF5 files. Import
 registers its gin configurables (`bench.tasks.registration.*`)."""
 
 from bench.tasks.registration.models import DCPNet, ICPOnly
+from bench.tasks.registration.spaces import EntryNoise
 from bench.tasks.registration.task import Outputs, Registration, RootMean
 
-__all__ = ["DCPNet", "ICPOnly", "Outputs", "Registration", "RootMean"]
+__all__ = ["DCPNet", "EntryNoise", "ICPOnly", "Outputs", "Registration", "RootMean"]

@@ -35,12 +35,13 @@ from typing import Any, Literal
 import gin
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from bench.data import cached_dataset
 from bench.metrics import Metric, Trace
+from bench.tasks import splits
 from bench.tasks.base import Batch, Task
+from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.registration import geometry as geo
 from bench.tasks.registration.modelnet import load_modelnet40
 from bench.tasks.registration.pairs import PROTOCOLS, make_pairs
@@ -80,7 +81,7 @@ class RootMean(Metric):
 
 
 @gin.configurable(module="bench.tasks.registration")
-class Registration(Task):
+class Registration(Forms, Task):
     """Rigid point-cloud registration (see the module docstring).
 
     Args:
@@ -101,6 +102,10 @@ class Registration(Task):
         discount: PRNet's per-pass loss discount (pass k of K weighs discount^(K-k)).
         space: DLC target space (default `RigidTransform()`), bound in the task gin file.
         metrics, mu, data_seed: see `bench.tasks.base.Task`.
+        h: DLC's h, 'energy' (the Procrustes energy at the last pass's soft correspondences, or
+            ICP's energy without a network) or 'output' (the base loss below, per example, at a
+            perturbed label w: the authors' PRNet demo). See `bench.tasks.forms`.
+        base: DLC's base term, 'method' (`loss`, DCP's) or 'h' (h(w*)).
     """
 
     family = "registration"
@@ -132,8 +137,11 @@ class Registration(Task):
         metrics: Sequence[Any] = (),
         mu: float = 0.2,
         data_seed: int = 0,
+        h: HForm = "energy",
+        base: Base = "method",
     ) -> None:
         super().__init__(metrics=metrics, mu=mu, data_seed=data_seed)
+        self.set_forms(h, base)
         if source not in ("synthetic", "modelnet40"):
             raise ValueError(f"source must be 'synthetic' or 'modelnet40', got {source!r}")
         if protocol not in PROTOCOLS:
@@ -191,6 +199,10 @@ class Registration(Task):
                 "label": np.asarray(columns["label"])[order]}
 
     def dataset(self, split: str):
+        return splits.select(split, self._source, self.data_seed)
+
+    def _source(self, split: str):
+        """The source's 'train' or 'test' split (before the validation split is carved)."""
         params = dict(recipe=RECIPE_VERSION, source=self.source, root=str(self.root),
                       protocol=self.protocol, split=self.split, part=split,
                       n=self.sizes[split], points=self.num_points, raw=self.raw_points,
@@ -226,6 +238,8 @@ class Registration(Task):
         return batch["transform"]
 
     def h(self, outputs: Outputs, w: torch.Tensor) -> torch.Tensor:
+        if self.h_form == "output" and outputs.estimates.shape[0]:
+            return self.per_example_loss(outputs, w)
         moved = geo.apply(w, outputs.src[None])  # [K, B, N, 3]
         if outputs.matched is not None:
             return (moved - outputs.matched[None]).pow(2).sum(-1).mean(-1)
@@ -234,19 +248,25 @@ class Registration(Task):
         return torch.cat([torch.cdist(part, outputs.tgt[None].expand(part.shape[0], -1, -1, -1))
                           .amin(-1).pow(2).mean(-1) for part in moved.split(chunk)])
 
+    def per_example_loss(self, outputs: Outputs, w: torch.Tensor) -> torch.Tensor:
+        """DCP's loss per example at labels w [K, B, 4, 4] -> [K, B]: over the K_p passes,
+        sum_k discount^(K_p-1-k) (mean_ij (R_k^T R_w - I)_ij^2 + mean_i (t_k - t_w)_i^2).
+        `w` need not be rigid (the authors' demo perturbs matrix entries)."""
+        passes = outputs.estimates.shape[0]
+        eye = torch.eye(3, dtype=w.dtype, device=w.device)
+        total = w.new_zeros(w.shape[:2])
+        for i, est in enumerate(outputs.estimates):
+            rot = (est[None, :, :3, :3].transpose(-1, -2) @ w[..., :3, :3] - eye).pow(2)
+            trans = (est[None, :, :3, 3] - w[..., :3, 3]).pow(2)
+            total = total + self.discount ** (passes - 1 - i) * (
+                rot.mean((-1, -2)) + trans.mean(-1))
+        return total
+
     def loss(self, model: nn.Module, outputs: Outputs, batch: Batch,
              target: torch.Tensor) -> torch.Tensor:
-        k = outputs.estimates.shape[0]
-        if k == 0:
+        if outputs.estimates.shape[0] == 0:
             return model.unused * 0.0
-        eye = torch.eye(3, dtype=target.dtype, device=target.device)
-        total = target.new_zeros(())
-        for i, est in enumerate(outputs.estimates):
-            rot = F.mse_loss(est[:, :3, :3].transpose(-1, -2) @ target[:, :3, :3],
-                             eye.expand(est.shape[0], 3, 3))
-            total = total + self.discount ** (k - 1 - i) * (
-                rot + F.mse_loss(est[:, :3, 3], target[:, :3, 3]))
-        return total
+        return self.per_example_loss(outputs, target[None]).mean()
 
     def solve(self, model: nn.Module, outputs: Outputs, batch: Batch) -> torch.Tensor:
         start = geo.identity(outputs.src.shape[0], outputs.src)[None]

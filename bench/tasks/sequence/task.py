@@ -43,7 +43,9 @@ from torch import nn
 
 from bench.data import cached_dataset, in_memory_dataset
 from bench.metrics import Metric, Trace
+from bench.tasks import splits
 from bench.tasks.base import Batch, Task
+from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.sequence import generators, mnist
 from dlc import Euclidean, Simplex, Space
 
@@ -99,7 +101,8 @@ class Escaped(Metric):
 
 
 # --- the family's base class --------------------------------------------------------------------
-class SequenceTask(Task):
+@gin.configurable(module="bench.tasks.sequence.task")
+class SequenceTask(Forms, Task):
     """Shared machinery; subclasses define the data, `input_size`, `output_size` and `trivial`.
 
     Args:
@@ -107,16 +110,26 @@ class SequenceTask(Task):
             [K + 1, B, ...]).
         space: DLC target space (bound in the task's gin file).
         metrics, mu, data_seed: see `bench.tasks.base.Task`.
+        h, base: DLC's h and base term (`bench.tasks.forms`), bound for the whole family as
+            `bench.tasks.sequence.task.SequenceTask.h`. Only h = 'output' (the loss of the
+            read-out at a perturbed label) exists: no test-time solver descends it (the
+            recurrence is not an optimiser of h), so DLC on this family is DLC-style, not DLC.
+            base 'h' and 'method' coincide (the method's loss is mean h(w*)).
     """
 
     family = "sequence"
+    offered_h = ("output",)
+    dlc_style = True
+    forms_configurable = "SequenceTask"
     kind: ClassVar[Literal["classification", "regression", "per_step"]] = "classification"
     optimum: ClassVar[float] = 0.0  # the minimum of every loss of the family (CE, MSE)
     name: ClassVar[str] = ""
 
     def __init__(self, checkpoints: int = 8, space: Space | None = None,
-                 metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0) -> None:
+                 metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0,
+                 h: HForm = "output", base: Base = "method") -> None:
         super().__init__(metrics=metrics, mu=mu, data_seed=data_seed)
+        self.set_forms(h, base)
         if checkpoints < 1:
             raise ValueError(f"checkpoints must be >= 1, got {checkpoints}")
         self.checkpoints = checkpoints
@@ -160,8 +173,10 @@ class SequenceTask(Task):
         return False, ""
 
     def dataset(self, split: str):
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return splits.select(split, self._source, self.data_seed)
+
+    def _source(self, split: str):
+        """The generated 'train' or 'test' split (before the validation split is carved)."""
         params = {"recipe": RECIPE_VERSION, "split": split, **self._params(split)}
         return cached_dataset(f"sequence-{self.name}", params, lambda: self._build(split))
 
@@ -461,9 +476,8 @@ class MNIST(_Classification):
         self.input_size = 28 if mode == "row" else 1
         self._order: torch.Tensor | None = None
 
-    def dataset(self, split: str):
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    def _source(self, split: str):
+        """The official 'train' or 'test' split (before the validation split is carved)."""
         if self.source == "hf":
             images, labels = mnist.load_hf_mnist(split)
         else:

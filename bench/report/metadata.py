@@ -1,0 +1,167 @@
+"""What the report says about each metric, in one place: unit, definition, table group.
+
+Directions (which value is best) are NOT here: they come only from each run's `run.json`
+(`metric_directions`, declared by the metric that produced the value). This module holds what a
+reader needs to interpret a number: its unit per task family (or task), a one-line definition for
+the table captions, and the group of metrics shown together in one table.
+
+Lookups go from the most specific key to the least: `(task, metric)`, then `(family, metric)`,
+then `metric`; a metric name with a number (`success@3`) is looked up by its stem (`success@`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+#: unit of a metric's value; `None` = dimensionless, "%" = percent of test examples.
+UNITS: dict[tuple[str, ...] | str, str] = {
+    ("alignment1d", "distance"): "samples",
+    ("alignment1d", "success@"): "%",
+    ("alignment1d", "threshold"): "samples",
+    ("alignment1d", "slice"): "× 16 samples",
+    ("homography", "distance"): "px",
+    ("homography", "mace"): "px",
+    ("homography", "success@"): "%",
+    ("homography", "threshold"): "px",
+    ("homography", "slice"): "× 8 px",
+    ("registration", "distance"): "rad ⊕ unit-sphere radius",
+    ("registration", "rot_iso_deg"): "degrees",
+    ("registration", "euler_mae_deg"): "degrees",
+    ("registration", "euler_rmse_deg"): "degrees",
+    ("registration", "trans_iso"): "unit-sphere radius",
+    ("registration", "trans_mae"): "unit-sphere radius",
+    ("registration", "trans_rmse"): "unit-sphere radius",
+    ("registration", "chamfer"): "unit-sphere radius²",
+    ("registration", "success_"): "%",
+    ("registration", "slice"): "× sampling radius",
+    ("sequence", "ce"): "nats",
+    ("sequence", "distance"): "probability (ℓ2)",
+    ("sequence_adding", "distance"): "absolute error",
+    ("sequence", "h"): "nats",
+    ("sequence_adding", "h"): "squared error",
+    ("sequence", "base_loss"): "nats",
+    ("sequence_adding", "base_loss"): "squared error",
+    ("sequence", "slice"): "× sampling radius",
+    ("sequence", "slice_note"): "softmax projection: t = 0 is softmax(w*), not w*,\n"
+                                "so the curve need not pass through 0",
+    ("sequence_adding", "slice_note"): "",
+    ("alignment1d", "base_loss"): "smooth-L1, samples",
+    ("alignment1d_nonlinear_energy", "base_loss"): "energy, dimensionless",
+    ("homography", "base_loss"): "LK energy, dimensionless",
+    ("registration", "base_loss"): "rotation + translation MSE",
+    "accuracy": "%",
+    "recall_accuracy": "%",
+    "violation_rate": "share of rays",
+    "spurious_minimum": "%",
+    "iteration": "solver iterations",
+    "epoch": "epochs",
+}
+
+#: what one test-time step is, per family
+ITERATION_LABELS: dict[str, str] = {
+    "alignment1d": "Gauss-Newton iteration",
+    "homography": "Lucas-Kanade iteration (coarse to fine)",
+    "registration": "step (0: identity, then network passes, then ICP)",
+    "sequence": "read-out checkpoint along the sequence (0: initial state)",
+}
+
+#: one-line definitions for captions (stems as in UNITS).
+DEFINITIONS: dict[str, str] = {
+    "distance": "distance d(ŵ, w*) of the solver's final iterate to the ground truth",
+    "success@": "% of test examples whose error is below k (the number after @)",
+    "mace": "mean corner error (px) of the final homography",
+    "optimality_gap": ("h(ŵ) − min h, the learned energy at the solver's final iterate above the "
+                       "lowest value known for that example (over w*, the solver's iterates and a "
+                       "search around w*), clipped at 0"),
+    "spurious_minimum": "% of test examples where w* is not the minimiser of the learned h",
+    "violation_rate": "share of random rays through w* on which the learned h is not star-convex",
+    "rot_iso_deg": "isotropic rotation error (RPM-Net)",
+    "trans_iso": "isotropic translation error (RPM-Net)",
+    "euler_mae_deg": "mean absolute Euler-angle error (DCP)",
+    "euler_rmse_deg": "root-mean-square Euler-angle error (DCP)",
+    "trans_mae": "mean absolute translation error (DCP)",
+    "trans_rmse": "root-mean-square translation error (DCP)",
+    "chamfer": "modified Chamfer distance (RPM-Net)",
+    "success_": "% of pairs with rotation error < 1° (5°) and translation error < 0.01 (0.05)",
+    "mse": "mean squared error of the predicted sum",
+    "ce": "cross-entropy",
+    "accuracy": "% of test sequences classified correctly",
+    "recall_accuracy": "% of recalled symbols that are correct",
+    "escaped_": "share of seeds whose final value left the trivial baseline's plateau",
+}
+
+#: objectives with a fixed place (tables) and a fixed colour and marker (figures)
+KNOWN_OBJECTIVES = ("plain", "dlc", "dlc_max", "dlc_adversarial", "target_noise", "margin")
+
+#: metric groups, in table order; a table holds at most MAX_METRIC_COLUMNS metrics of one group.
+GROUPS = ("error", "success", "landscape", "plateau")
+MAX_METRIC_COLUMNS = 5
+#: difference tables (`+d [lo, hi]` cells are wider)
+MAX_INTERVAL_COLUMNS = 3
+
+#: test-time steps at which a task's learned iterations end and a classical refinement begins
+#: (registration: step 0 is the identity, steps 1..K the network passes, then ICP).
+REFINEMENT_STARTS: dict[tuple[str, str], tuple[int, str]] = {
+    ("registration", "dcp"): (1, "ICP"),
+    ("registration", "prnet"): (3, "ICP"),
+}
+
+#: models that have nothing to train: drawn as a reference (own style) in the other models' plots.
+REFERENCE_MODELS = ("icp",)
+
+
+def family_of(task: str) -> str:
+    """Task family from a task name: `alignment1d_nonlinear` -> `alignment1d`."""
+    return task.split("_", 1)[0]
+
+
+def stem(metric: str) -> str:
+    """`success@3` -> `success@`, `success_1deg` -> `success_`, `escaped_ce` -> `escaped_`."""
+    match = re.match(r"(success@|success_|escaped_|trivial_)", metric)
+    return match.group(1) if match else metric
+
+
+def _lookup(table: dict, task: str, metric: str):
+    for key in ((task, metric), (family_of(task), metric), (task, stem(metric)),
+                (family_of(task), stem(metric)), metric, stem(metric)):
+        if key in table:
+            return table[key]
+    return None
+
+
+def unit_of(task: str, metric: str) -> str:
+    """The unit of `metric` in `task` ('' when dimensionless or unknown)."""
+    return _lookup(UNITS, task, metric) or ""
+
+
+def definition_of(metric: str) -> str:
+    return DEFINITIONS.get(metric) or DEFINITIONS.get(stem(metric), "")
+
+
+def is_constant_baseline(metric: str) -> bool:
+    """`trivial_<name>`: the value of a constant predictor, the same for every objective."""
+    return metric.startswith("trivial_")
+
+
+def group_of(metric: str) -> str:
+    if metric.startswith(("success@", "success_")):
+        return "success"
+    if metric.startswith("escaped_"):
+        return "plateau"
+    if metric in ("violation_rate", "optimality_gap", "spurious_minimum"):
+        return "landscape"
+    return "error"
+
+
+def label(task: str, metric: str) -> str:
+    """Axis label with the unit: `distance (samples)`."""
+    unit = unit_of(task, metric)
+    return f"{metric.replace('_', ' ')} ({unit})" if unit else metric.replace("_", " ")
+
+
+def objective_order(objectives: Iterable[str], baseline: str = "plain",
+                    known: Sequence[str] = KNOWN_OBJECTIVES) -> list[str]:
+    """The baseline first, then the known objectives in their fixed order, then the others."""
+    rank = {name: k for k, name in enumerate(known)}
+    return sorted(set(objectives), key=lambda o: (o != baseline, rank.get(o, len(rank)), o))

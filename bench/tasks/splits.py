@@ -1,0 +1,61 @@
+"""Train / validation / test splits shared by every task family.
+
+Every task answers `dataset(split)` for `split` in `SPLITS`. Where the data source has an
+official validation split the task reads it; where it has none (all the generated data and the
+real datasets loaded so far), the validation split is carved out of the source's training data:
+
+* a fixed share `fraction` (default 0.1, at least one example) of the source's training rows,
+  chosen by a permutation drawn from `numpy.random.default_rng([SPLIT_SALT, data_seed])`, so it
+  depends on the task's data seed only, never on the training seed (paired comparisons);
+* `train` is the rest of the rows, in their original order; the two are disjoint and together
+  are exactly the source's training rows;
+* `test` is the source's test split, untouched.
+
+`fraction` is a gin binding (`bench.tasks.splits.carve.fraction = 0.2`); it is part of the config
+text and therefore of every cell's identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import gin
+import numpy as np
+
+Split = Literal["train", "val", "test"]
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLIT_SALT = 20240611  # separates the split permutation from every other use of data_seed
+
+
+def check_split(split: str) -> None:
+    """Raise `ValueError` unless `split` is one of `SPLITS`."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+@gin.configurable(module="bench.tasks.splits", denylist=["n", "data_seed"])
+def carve(n: int, data_seed: int, fraction: float = 0.1) -> dict[str, np.ndarray]:
+    """Row indices `{'train': [n - v], 'val': [v]}` (sorted) of a training source of `n` rows,
+    `v = max(1, round(fraction * n))`; needs `n >= 2` and `0 < fraction < 1`."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"bench.tasks.splits.carve.fraction must be in (0, 1), got {fraction!r}")
+    if n < 2:
+        raise ValueError(f"cannot carve a validation split out of {n} training example(s)")
+    n_val = min(n - 1, max(1, round(fraction * n)))
+    order = np.random.default_rng([SPLIT_SALT, int(data_seed)]).permutation(n)
+    return {"val": np.sort(order[:n_val]), "train": np.sort(order[n_val:])}
+
+
+def select(split: str, source: Callable[[str], Any], data_seed: int,
+           official_val: bool = False):
+    """The `datasets.Dataset` of `split` from `source(name)`, which loads the source's own splits.
+
+    `official_val`: the source has its own 'val' split (read as is); otherwise 'train' and 'val'
+    are carved from `source('train')` by `carve`.
+    """
+    check_split(split)
+    if split == "test" or official_val:
+        return source(split)
+    full = source("train")
+    return full.select(carve(len(full), data_seed)[split].tolist())
