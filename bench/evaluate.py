@@ -13,10 +13,12 @@
   better) and a 1-D slice of h along one random direction per example (`slice_t`, `slice_h`,
   diagnostics with no better side).
 * `metric_directions(exp)`: the declared direction of every metric a cell records.
+* `check_finite(rows)`: a NaN or infinite evaluation value makes the cell `diverged` (never cached).
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import torch
@@ -25,7 +27,7 @@ import dlc
 from bench.experiment import Experiment
 from bench.metrics import Trace, with_companions
 from bench.schema import Direction, Phase
-from bench.train import Columns, Recorder, batches, to_device, train_directions
+from bench.train import Columns, Diverged, Recorder, batches, to_device, train_directions
 
 #: directions of the landscape diagnostic's metrics
 LANDSCAPE_DIRECTIONS = {"violation_rate": Direction.MIN, "slice_t": Direction.NONE,
@@ -120,3 +122,11 @@ def landscape(exp: Experiment, columns: Columns, device: torch.device, rec: Reco
         rec.add(Phase.LANDSCAPE, i, "slice_t", t)
         rec.add(Phase.LANDSCAPE, i, "slice_h", value)
 
+
+def check_finite(rows: list[dict]) -> None:
+    """Raise `Diverged` naming the first evaluation row (any phase but `train`) whose value is NaN
+    or infinite: a model that trained to a finite loss can still be useless at test time."""
+    for row in rows:
+        if row["phase"] != Phase.TRAIN and not math.isfinite(row["value"]):
+            raise Diverged(f"non-finite evaluation: {row['phase']} {row['metric']} = "
+                           f"{row['value']} at step {row['step']}")
