@@ -70,5 +70,5 @@ def test_report_on_a_folder_without_tables_is_a_clear_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path}/runs.parquet: no runs table" in err
+    assert f"{tmp_path}/runs.parquet: no runs table and no run folders" in err
     assert not (tmp_path / "report").exists() and not (tmp_path / "results.parquet").exists()

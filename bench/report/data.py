@@ -1,8 +1,7 @@
 """Reading a results folder for the report, without writing anything outside the report folder.
 
-The report reads the tidy tables `results.parquet` and `runs.parquet` that `bench run` writes
-when it ends; it never rebuilds them (a rebuild from a folder without `runs/`, as in a committed
-results folder, would replace them with empty tables).
+The report reads the run folders merged with the saved tidy tables (`results.parquet`,
+`runs.parquet`) and never writes them: everything it writes goes into its own output folder.
 """
 
 from __future__ import annotations
@@ -25,18 +24,22 @@ class ReportInputError(ValueError):
 
 
 def load_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(metrics, runs) from `results/results.parquet` and `results/runs.parquet`.
+    """(metrics, runs) of `results` without writing anything: the run folders merged with the
+    saved tables (`bench.result_tables.read_tables`; a folder with tables but no run folders, as a
+    committed results folder, reads as saved; a damaged run folder is listed as `damaged`).
 
-    Raises ReportInputError naming the missing file when a folder has neither table.
+    Raises ReportInputError when the folder has neither run folders nor a runs table.
     """
+    from bench.result_tables import read_tables
+
     results = Path(results)
-    metrics_path, runs_path = results / "results.parquet", results / "runs.parquet"
-    if not runs_path.exists():
+    runs_path = results / "runs.parquet"
+    if not runs_path.exists() and not (results / "runs").is_dir():
         raise ReportInputError(
-            f"{runs_path}: no runs table; `python -m bench run` writes it when a matrix ends")
-    runs = pd.read_parquet(runs_path)
-    metrics = (pd.read_parquet(metrics_path) if metrics_path.exists()
-               else pd.DataFrame(columns=COLUMNS))
+            f"{runs_path}: no runs table and no run folders; `python -m bench run` writes them")
+    metrics, runs = read_tables(results)
+    if metrics.empty:
+        metrics = pd.DataFrame(columns=COLUMNS)
     return metrics, runs
 
 
