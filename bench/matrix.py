@@ -247,7 +247,9 @@ def expand_cells(
         for model in matrix.models:
             for objective in matrix.objectives:
                 built = build(task, model, objective)
-                parent = build(task, model, built.init_from) if built.init_from else None
+                # a cell skipped on its own needs no parent: only runnable children add theirs
+                wants_parent = built.init_from and not built.skip_reason
+                parent = build(task, model, built.init_from) if wants_parent else None
                 if parent is not None and parent.init_from:
                     raise ConfigError(
                         f"cell (task={task}, model={model}, objective={objective}): its init_from "
