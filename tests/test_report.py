@@ -202,7 +202,8 @@ def test_captions_state_scale_seeds_interval_and_definitions(report: Path) -> No
     for needle in ("smoke scale", "3 seeds", "std with ddof=1", "distance: distance"):
         assert needle in caption.replace(r"\_", "_"), needle
     diff = _find(report, "alignment1d_vs_plain", "distance", ".tex").read_text()
-    assert "95" in diff and "bootstrap CI" in diff
+    assert "95" in diff and "Student-t confidence interval" in diff and "Holm" in diff
+    assert "With 3 pairs the smallest possible p is 0.25" in diff
     assert seeds_text([1]) == "1 seed" and seeds_text([3]) == "3 seeds"
     assert seeds_text([2, 3]) == "2–3 seeds"
 
@@ -323,15 +324,35 @@ def test_paired_difference_and_bootstrap_are_the_shared_definitions(report: Path
     diffs = pd.read_csv(_find(report, "alignment1d_vs_plain", "distance", ".csv"))
     row = diffs[(diffs.task == "alignment1d_a") & (diffs.model == "conv1d")
                 & (diffs.metric == "distance")].iloc[0]
-    assert row["diff"] < 0 and row.hi < 0 and row.verdict == "better" and row.n == 3
+    assert row["diff"] < 0 and row.hi < 0 and row.n == 3 and row.interval == "t"
+    assert row.verdict == "no evidence" and row.p == pytest.approx(0.25)  # 3 pairs: p >= 2/2^3
     row = diffs[(diffs.task == "alignment1d_b") & (diffs.metric == "distance")].iloc[0]
-    assert row["diff"] > 0 and row.lo > 0 and row.verdict == "worse"
+    assert row["diff"] > 0 and row.lo > 0 and row.verdict == "no evidence"
     assert stats.bootstrap_ci([1.0, 2.0, 3.0]) == stats.bootstrap_ci([1.0, 2.0, 3.0])
     lo, hi = stats.bootstrap_ci([1.0, 2.0, 3.0, 4.0])
     assert 1.0 <= lo < 2.5 < hi <= 4.0
     mean, std, n = stats.mean_std([1.0, 2.0, 3.0])
     assert (mean, n) == (2.0, 3) and std == pytest.approx(1.0)  # ddof=1
     assert stats.median_iqr([1.0, 2.0, 3.0, 4.0]) == (2.5, 1.75, 3.25)
+
+
+def test_difference_verdicts_with_enough_seeds() -> None:
+    from bench.report.tables import difference_table, render
+
+    rows = []
+    for seed in range(12):
+        for objective, shift in (("plain", 0.0), ("dlc", -1.0)):
+            for metric in ("distance", "mystery"):
+                rows.append(dict(task="t_a", model="m", objective=objective, seed=seed,
+                                 metric=metric, value=5.0 + shift + 0.01 * ((seed * 7) % 5)))
+    diffs = difference_table(pd.DataFrame(rows), "plain", {"distance": "min"}).set_index("metric")
+    assert diffs.loc["distance", "diff"] == pytest.approx(-1.0)
+    assert diffs.loc["distance", "p"] == pytest.approx(2 / 2 ** 12)  # every pair agrees
+    assert diffs.loc["distance", "verdict"] == "better" and diffs.loc["distance", "interval"] \
+        == "degenerate"  # identical differences: the interval is the point
+    assert diffs.loc["mystery", "verdict"] == "—"  # no declared direction: no verdict
+    text = render(diffs.reset_index(), ["distance", "mystery"], {"distance": "min"})
+    assert text.iloc[0, 3].startswith("**-1") and not text.iloc[0, 4].startswith("**")
 
 
 def test_performance_profile_on_known_costs() -> None:

@@ -91,10 +91,12 @@ def cell_notes(runs: pd.DataFrame) -> list[str]:
 
 
 def _family_caption(family: str, scale: str, seeds: str, metrics: Sequence[str],
-                    interval: bool, baseline: str) -> str:
+                    interval: str, baseline: str) -> str:
+    """`interval`: '' for the final-metrics table, else how the CIs were computed."""
     head = (f"{family}, {scale} scale: paired difference objective − {baseline} on the same "
-            f"seeds ({seeds}), mean and 95% percentile-bootstrap CI (2000 resamples); bold where "
-            "the CI excludes 0 in the better direction." if interval else
+            f"seeds ({seeds}), mean and 95% {interval} confidence interval of the mean "
+            "difference; bold: better than the baseline at p < 0.05 (exact sign-flip test, Holm "
+            f"correction across the comparisons of the {family} family)." if interval else
             f"{family}, {scale} scale: final test metrics, mean ± std over {seeds} (std with "
             "ddof=1); bold: the best mean per task, only for metrics that declare a direction "
             "(↑/↓) and never for constant baselines.")
@@ -126,7 +128,10 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
         groups = tables.column_groups(sorted(frame.metric.unique()), width)
         for k, (group, members) in enumerate(groups):
             caption = _family_caption(family, scale or "unknown", seeds, members,
-                                      kind != "final", baseline)
+                                      "" if kind == "final" else tables.interval_text(frame),
+                                      baseline)
+            if kind != "final":
+                caption += tables.power_note(frame)
             stem = folder / f"{family}_{kind}_{group.replace('+', '_')}"
             table_notes = notes if kind == "final" and k == 0 else []
             rows = frame[frame.metric.isin(members)]
