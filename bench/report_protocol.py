@@ -126,6 +126,7 @@ def _save(fig, data: pd.DataFrame, stem: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     stem.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".csv")]
     fig.savefig(paths[0], dpi=120, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
@@ -141,6 +142,7 @@ def sensitivity_figure(scores: pd.DataFrame, sweep, task: str, model: str,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     mine = scores[(scores.task == task) & (scores.model == model) & (scores.status == "done")]
     per_trial = mine.groupby(["objective", "trial"], as_index=False).agg(
@@ -164,6 +166,10 @@ def sensitivity_figure(scores: pd.DataFrame, sweep, task: str, model: str,
         spec = next(sweep.spaces[o][name] for o in sweep.spaces if name in sweep.spaces[o])
         if spec.get("scaling") == "log":
             ax.set_xscale("log")
+        if "feasible_points" not in spec:  # ticks at the sampled values, as the trials ran them
+            ticks = sorted(pd.to_numeric(data.loc[data["axis"] == name, "value"]).unique())
+            ax.set_xticks(ticks, [f"{v:.2g}" for v in ticks], rotation=60, fontsize=7)
+            ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(name.rsplit(".", 2)[-2] + "." + name.rsplit(".", 1)[-1])
         ax.set_ylabel(f"validation {metric} ({'lower' if direction == 'min' else 'higher'} "
                       "is better)")
@@ -301,7 +307,9 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
                   "IQM and P(objective > baseline) from rliable, 95% stratified bootstrap CI.", "",
                   tabulate(across.round(3), headers="keys", tablefmt="github", showindex=False),
                   ""]
-    lines += ["## Figures", ""]
+    lines += ["`final/` is an ordinary results folder: `python -m bench report "
+              f"{out / 'final'}` gives the winners' standard tables and figures (convergence, "
+              "landscape, performance profiles).", "", "## Figures", ""]
     for (task, model), _ in scores.groupby(["task", "model"]):
         for path in sensitivity_figure(scores, sweep, task, model, figures) + \
                 budget_figure(out, sweep, scores, budgets, task, model, figures):

@@ -45,8 +45,9 @@ def _normal(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | N
     return out.to(like.device)
 
 
-def _lam_like(lam: Lam, delta: Tensor, tangent_ndim: int) -> Lam:
-    """Reshape a tensor ``lam`` broadcastable to ``[n, B]`` so it broadcasts against ``delta``."""
+def _lam_like(lam: Lam, tangent_ndim: int) -> Lam:
+    """Reshape a tensor ``lam`` broadcastable to ``[n, B]`` so it broadcasts against a
+    perturbation ``[n, B, *tangent]`` with ``tangent_ndim`` trailing dims."""
     if isinstance(lam, Tensor) and lam.ndim > 0:
         return lam.reshape(lam.shape + (1,) * tangent_ndim)
     return lam
@@ -57,12 +58,9 @@ def _flat_sqnorm(x: Tensor, ndim: int) -> Tensor:
     return x.pow(2).sum(dim=tuple(range(-ndim, 0)))
 
 
-def _clamp_norm(x: Tensor, max_norm: Tensor | float) -> Tensor:
-    """Scale the vectors ``x [..., d]`` down to norm at most ``max_norm`` (broadcast over ``...``)."""
+def _clamp_norm(x: Tensor, max_norm: float) -> Tensor:
+    """Scale the vectors ``x [..., d]`` down to norm at most ``max_norm``."""
     norm = x.norm(dim=-1, keepdim=True)
-    max_norm = torch.as_tensor(max_norm, dtype=x.dtype, device=x.device)
-    if max_norm.ndim > 0:
-        max_norm = max_norm[..., None]
     return x * torch.clamp(max_norm / norm.clamp_min(torch.finfo(x.dtype).tiny), max=1.0)
 
 
@@ -191,7 +189,7 @@ class Euclidean(Space):
         return torch.where(target == 0, torch.zeros_like(delta), delta / safe)
 
     def retract(self, target: Tensor, delta: Tensor, lam: Lam = 1.0) -> Tensor:
-        return target + _lam_like(lam, delta, self.event_ndim) * delta
+        return target + _lam_like(lam, self.event_ndim) * delta
 
     def sqnorm(self, target: Tensor, delta: Tensor) -> Tensor:
         r = self._relative(target, delta) if self.relative else delta
@@ -303,7 +301,7 @@ class Simplex(Space):
         return a * (q - target)
 
     def retract(self, target: Tensor, delta: Tensor, lam: Lam = 1.0) -> Tensor:
-        step = _lam_like(lam, delta, 1) * delta
+        step = _lam_like(lam, 1) * delta
         if self.mode == "softmax":
             return torch.softmax(target + step, dim=-1)
         return target + step
@@ -379,7 +377,7 @@ class Rotation(Space):
                               generator)
 
     def retract(self, target: Tensor, delta: Tensor, lam: Lam = 1.0) -> Tensor:
-        return target @ roma.rotvec_to_rotmat(_lam_like(lam, delta, 1) * delta)
+        return target @ roma.rotvec_to_rotmat(_lam_like(lam, 1) * delta)
 
     def sqnorm(self, target: Tensor, delta: Tensor) -> Tensor:
         return delta.pow(2).sum(-1)
@@ -441,7 +439,7 @@ class RigidTransform(Space):
         return torch.cat([w, v], dim=-1)
 
     def retract(self, target: Tensor, delta: Tensor, lam: Lam = 1.0) -> Tensor:
-        step = _lam_like(lam, delta, 1) * delta
+        step = _lam_like(lam, 1) * delta
         rot = target[:, :3, :3] @ roma.rotvec_to_rotmat(step[..., :3])
         trans = target[:, :3, 3] + step[..., 3:]
         top = torch.cat([rot, trans[..., None]], dim=-1)

@@ -83,3 +83,17 @@ def test_cell_key_ignores_whitespace_and_comments(tmp_path: Path) -> None:
     plain = extra_file(tmp_path, "a.gin", f"{WEIGHT} = 0.5\n")
     styled = extra_file(tmp_path, "b.gin", f"# a comment\n\n{WEIGHT} = 0.5   \n\n")
     assert keys(tmp_path, gin_files=[plain]) == keys(tmp_path, gin_files=[styled])
+
+
+def test_task_family_is_read_from_the_bound_task_class(tmp_path: Path) -> None:
+    from bench.config import ConfigError, resolve
+    from bench.matrix import task_family
+
+    task = resolve("tasks", "alignment1d_nonlinear")
+    assert task_family([task], []) == "alignment1d"
+    other = "bench.run.Experiment.task = @bench.tasks.registration.Registration()"
+    assert task_family([task], [other]) == "registration"  # the bindings are read too
+    first = extra_file(tmp_path, "first.gin", "# nothing bound\n")
+    second = extra_file(tmp_path, "second.gin", "# nothing bound either\n")
+    with pytest.raises(ConfigError, match=r"first\.gin: no task bound"):
+        task_family([Path(first), Path(second)], [])

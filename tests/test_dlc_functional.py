@@ -71,7 +71,8 @@ def test_loss_at_chunks_and_checks_the_shape() -> None:
     torch.testing.assert_close(loss_at(h, points), expected)
     torch.testing.assert_close(loss_at(h, points, chunk_size=2), expected)
     torch.testing.assert_close(loss_at(h, points, chunk_size=5), expected)
-    assert calls == [5, 2, 2, 1, 5]
+    torch.testing.assert_close(loss_at(h, points, chunk_size=3), expected)  # two chunks
+    assert calls == [5, 2, 2, 1, 5, 3, 2]
     with pytest.raises(ValueError, match=r"h must return \[K, B\] = \[5, 1\] .*got \[5\]"):
         loss_at(lambda x: x.sum((-1, -2)), points)
     with pytest.raises(ValueError, match=r"got float"):

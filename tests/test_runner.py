@@ -49,11 +49,11 @@ def test_end_to_end_store_layout_and_resume(tmp_path: Path) -> None:
     assert (results / "results.csv").exists() and (results / "runs.csv").exists()
 
     assert bench_cli("report", str(results), "--format", "md,tex,csv") == 0
-    final = (results / "report" / "tables" / "alignment1d_final.md").read_text()
-    assert "| plain " in final and "| dlc " in final and "1/1 done" in final
-    assert (results / "report" / "tables" / "alignment1d_final.tex").stat().st_size > 0
+    final = (results / "report" / "tables" / "alignment1d_final_error_success.md").read_text()
+    assert "| plain " in final and "| dlc " in final and "distance ↓" in final
+    assert (results / "report" / "tables" / "alignment1d_final_error_success.tex").stat().st_size
     index = (results / "report" / "index.md").read_text()
-    assert "figures/alignment1d_nonlinear_test_iter_distance.png" in index
+    assert "figures/alignment1d_nonlinear__conv1d_test_iter_distance.png" in index
 
     stamps = {r: (results / "runs" / r / "run.json").stat().st_mtime_ns for r in records}
     assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress") == 0

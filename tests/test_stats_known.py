@@ -109,3 +109,22 @@ def test_profile_area_by_hand() -> None:
     # A: (1/3 + 1/3 + (2/3 + 1) / 2) / 2 = 1.5 / 2 = 0.75
     # B: (1/3 + (2/3 + 1) / 2 * 0.5 + 1) / 2 = (1/3 + 5/12 + 1) / 2 = 0.875
     assert area["A"] == pytest.approx(0.75) and area["B"] == pytest.approx(0.875)
+
+
+def test_two_values_are_enough_for_a_spread_and_an_interval() -> None:
+    mean, std, n = stats.mean_std([1.0, 3.0])
+    assert (mean, n) == (2.0, 2) and std == pytest.approx(math.sqrt(2))  # (1 + 1) / (2 - 1)
+    # [0, 1]: K ~ Bin(2, 1/2), CDF 0.25, 0.75, 1: the 2.5 % and 97.5 % quantiles are 0 and 1
+    assert stats.bootstrap_ci([0.0, 1.0], samples=MANY) == (0.0, 1.0)
+    two = stats.paired_difference(pd.Series({0: 1.0, 1: 3.0}), pd.Series({0: 1.0, 1: 2.0}))
+    assert two["n"] == 2 and two["diff"] == 0.5
+    # t-interval of the differences [0, 1]: sd sqrt(1/2), se 1/2; with one degree of freedom t is
+    # Cauchy, so t(0.975, 1) = tan(0.475 pi) = 12.7062...
+    half = 0.5 * math.tan(0.475 * math.pi)
+    assert two["interval"] == "t"
+    assert (two["lo"], two["hi"]) == pytest.approx((0.5 - half, 0.5 + half), rel=1e-9)
+
+
+def test_profile_index_is_named_tau() -> None:
+    profile = stats.performance_profile(costs(), np.array([1.0, 2.0]))
+    assert profile.index.name == "tau"

@@ -36,12 +36,14 @@ bench.sweep.Sweep:
     direction = 'min'
     final_seeds = [100, 101]
     budgets = {budgets}
+    sampler = '{sampler}'
 """
 
 
-def write_tuning(folder: Path, trials="2", budgets="[1]") -> Path:
+def write_tuning(folder: Path, trials="2", budgets="[1]", sampler="halton") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sweep.gin").write_text(SWEEP.format(trials=trials, budgets=budgets))
+    (folder / "sweep.gin").write_text(SWEEP.format(trials=trials, budgets=budgets,
+                                                   sampler=sampler))
     bindings = ",\n        ".join(repr(b) for b in SIZES)
     matrix = folder / "matrix.gin"
     matrix.write_text(
@@ -157,3 +159,30 @@ def test_killed_tune_resumes_without_rerunning_finished_trials(tmp_path: Path) -
         assert path.stat().st_mtime_ns == stamp
     records = [json.loads(p.read_text()) for p in out.glob("trials/*/runs/*/run.json")]
     assert len(records) == 6 and all(r["status"] == "done" for r in records)
+
+
+def test_tpe_trials_are_decided_once_and_reused_on_resume(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    matrix = write_tuning(tmp_path, budgets="[]", sampler="tpe")
+    out = tmp_path / "out"
+    assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "tune") == 0
+    first = json.loads((out / "trials.json").read_text())
+    assert sorted((e["objective"], e["trial"]) for e in first) == [
+        ("dlc", 0), ("dlc", 1), ("plain", 0), ("plain", 1)]
+    for entry in first:
+        assert 1e-3 <= entry["params"]["bench.run.Experiment.lr"] <= 1e-2
+    capsys.readouterr()
+    assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "tune") == 0
+    assert "0 to run" in capsys.readouterr().out
+    assert json.loads((out / "trials.json").read_text()) == first
+
+
+def test_a_misspelt_search_space_key_names_its_sweep_line(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    matrix = write_tuning(tmp_path)
+    sweep = tmp_path / "sweep.gin"
+    sweep.write_text(sweep.read_text().replace("DLC.weight", "DLC.wieght"))
+    assert bench_cli("tune", str(matrix), "--out", str(tmp_path / "o"), "--dry-run") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{sweep}, line 6: objective 'dlc'" in err and "did you mean" in err
