@@ -120,7 +120,7 @@ def test_final_phase_runs_fresh_seeds_on_test_and_reports(tuned) -> None:
         assert needle in index
     figures = {p.name for p in (out / "report" / "figures").iterdir()}
     assert {"sensitivity-alignment1d_nonlinear-conv1d.png",
-            "budget-alignment1d_nonlinear-conv1d.png"} <= figures
+            "budget-alignment1d_nonlinear-conv1d.png", "profile.png"} <= figures
     table = pd.read_csv(out / "report" / "comparisons.csv")
     assert table["verdict"].iloc[0] in ("better", "worse", "no evidence")
     assert table["n"].iloc[0] == 2
