@@ -43,21 +43,8 @@ def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def load_resources(matrix_path: Path) -> Resources:
-    """The `bench.executors.Resources` bound in the top matrix file (defaults where unbound)."""
-    import gin
-
-    from bench.config import validate
-
-    validate([matrix_path])
-    try:
-        return Resources()
-    finally:
-        gin.clear_config()
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.matrix import expand_cells, load_matrix, restrict_tasks
+    from bench.matrix import expand_cells, load_matrix, load_resources, restrict_tasks
 
     matrix_path = resolve("matrices", args.matrix)
     results = args.results or REPO / "results" / matrix_path.stem

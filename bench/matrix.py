@@ -43,6 +43,7 @@ from bench.config import (
     validate,
     where_bound,
 )
+from bench.executors import Resources
 from bench.experiment import Experiment
 
 
@@ -84,6 +85,16 @@ def load_matrix(path: Path, _stack: tuple[Path, ...] = ()) -> list[Matrix]:
         part.sweep = part.sweep or matrix.sweep
         part.timeout = part.timeout or matrix.timeout
     return parts
+
+
+def load_resources(path: Path) -> Resources:
+    """The `bench.executors.Resources` bound in the matrix file `path` (defaults where unbound;
+    a part's bindings are not read: resources are the top matrix's)."""
+    validate([path])
+    try:
+        return Resources()
+    finally:
+        gin.clear_config()
 
 
 def check_seeds(seeds: Sequence[object], where: str) -> None:

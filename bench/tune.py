@@ -27,6 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from bench.cell import Cell
 from bench.config import ConfigError, resolve
 from bench.matrix import Matrix, expand_cells, load_matrix
@@ -253,15 +255,30 @@ def main(args: argparse.Namespace) -> int:
 
         print(estimate(parts, sweep, args.estimate, args.jobs).to_string())
         return 0
-    if not args.dry_run:
-        out.mkdir(parents=True, exist_ok=True)
+    if args.dry_run:
+        return _phases(parts, sweep, out, args)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / ".tune.lock"))  # one driver per tuning folder (staging clean-up)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"another `bench tune` is writing to {out}; waiting for it to finish",
+              file=sys.stderr)
+        lock.acquire()
+    try:
+        return _phases(parts, sweep, out, args)
+    finally:
+        lock.release()
+
+
+def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace) -> int:
     status = 0
     begin = time.time()
     if args.phase in ("tune", "all"):
         status |= phase_tune(parts, sweep, out, args)
         if args.dry_run:
             return status
-    if args.phase in ("select", "all"):
+    if args.phase in ("select", "all") and not args.dry_run:  # a dry run writes nothing
         chosen = select(out, sweep)
         print(f"selected {len(chosen)} configs -> {out / 'selected'}")
     if args.phase in ("final", "all"):

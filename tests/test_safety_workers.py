@@ -14,7 +14,7 @@ import pytest
 
 from bench.executors import Resources, submitit_parameters
 from bench.schema import Status
-from tests.conftest import REPO, bench_cli, run_records, write_matrix
+from tests.conftest import REPO, bench_cli, run_records, write_matrix, write_plugin
 
 PLUGIN = '''
 import os, time, gin
@@ -43,15 +43,10 @@ class Killer(Plain):
 
 @pytest.fixture
 def plugin(plugin_dir: Path) -> dict[str, Path]:
-    (plugin_dir / "slow_plugin.py").write_text(PLUGIN)
-    files = {}
-    for name, body in {
+    return write_plugin(plugin_dir, "slow_plugin", PLUGIN, {
         "sleepy": "bench.run.Experiment.objective = @slow_plugin.Sleepy()",
         "killer": "bench.run.Experiment.objective = @slow_plugin.Killer()",
-    }.items():
-        files[name] = plugin_dir / f"{name}.gin"
-        files[name].write_text(f"import slow_plugin\n{body}\n")
-    return files
+    })
 
 
 def test_a_hung_cell_times_out_as_failed_and_the_matrix_goes_on(

@@ -120,7 +120,7 @@ def test_final_phase_runs_fresh_seeds_on_test_and_reports(tuned) -> None:
         assert needle in index
     figures = {p.name for p in (out / "report" / "figures").iterdir()}
     assert {"sensitivity-alignment1d_nonlinear-conv1d.png",
-            "budget-alignment1d_nonlinear-conv1d.png"} <= figures
+            "budget-alignment1d_nonlinear-conv1d.png", "profile.png"} <= figures
     table = pd.read_csv(out / "report" / "comparisons.csv")
     assert table["verdict"].iloc[0] in ("better", "worse", "no evidence")
     assert table["n"].iloc[0] == 2
@@ -186,3 +186,16 @@ def test_a_misspelt_search_space_key_names_its_sweep_line(tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert f"{sweep}, line 6: objective 'dlc'" in err and "did you mean" in err
+
+
+def test_shipped_tuning_matrices_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # `bench tune smoke`: 2 trials x (9 task-model pairs x 2 objectives), ICP + DLC skipped
+    assert bench_cli("tune", "smoke", "--out", str(tmp_path / "smoke"), "--dry-run") == 0
+    assert "36 cells, 34 to run" in capsys.readouterr().out
+    # the cpu comparison: equal trial counts per objective, an estimate for every cell
+    assert bench_cli("tune", "cpu_tuned", "--estimate", str(REPO / "results" / "cpu"),
+                     "--jobs", "2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[1:] if "TOTAL" not in line]
+    assert rows and {row[4] for row in rows} == {"8"} and {row[5] for row in rows} == {"10"}
+    assert "never" not in "\n".join(lines)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.metadata import family_of
+from bench.result_tables import read_tables
 from bench.store import COLUMNS
 
 FINAL_PHASES = ("test", "landscape")
@@ -30,8 +31,6 @@ def load_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Raises ReportInputError when the folder has neither run folders nor a runs table.
     """
-    from bench.result_tables import read_tables
-
     results = Path(results)
     runs_path = results / "runs.parquet"
     if not runs_path.exists() and not (results / "runs").is_dir():
