@@ -390,3 +390,12 @@ def test_latex_is_structurally_valid(report: Path) -> None:
     assert "without the prefix alignment1d\\_" in final and "\nb & conv1d & plain" in final
     assert r"\textbf{" in final and r"$\pm$" in final
     assert r"\usepackage{booktabs}" in (report / "tables" / "preamble.tex").read_text()
+
+
+def test_runs_without_a_declared_base_loss_get_a_note(report: Path) -> None:
+    # the fake runs declare no direction for train_original: they predate the explicit base loss
+    assert "predate the explicit base loss" in (report / "index.md").read_text()
+    from bench.report.data import legacy_base_loss
+
+    declared = pd.DataFrame({"status": ["done"], "metric_directions": ['{"train_original": "min"}']})
+    assert not legacy_base_loss(declared)

@@ -72,6 +72,18 @@ def drop_legacy_gap(metrics: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
     return metrics[~legacy], set(metrics.loc[legacy, "task"])
 
 
+def legacy_base_loss(runs: pd.DataFrame) -> bool:
+    """True when some run that trained recorded no direction for `train_original`: it predates
+    the explicit base loss (`ObjectiveOutput.base`), and an objective that trains on another loss
+    (target_noise: the loss at perturbed targets) logged that loss under this name."""
+    ran = runs[runs.get("status", pd.Series(dtype=str)) == "done"]
+    for text in ran.get("metric_directions", pd.Series(dtype=object)).dropna():
+        declared = json.loads(text) if isinstance(text, str) else text
+        if "train_original" not in declared:
+            return True
+    return False
+
+
 def commits(runs: pd.DataFrame) -> list[str]:
     """The distinct git SHAs of the runs that trained (skipped cells never ran)."""
     ran = runs[runs.status != "skipped"] if "status" in runs else runs

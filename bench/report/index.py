@@ -27,6 +27,7 @@ from bench.report.data import (
     commits,
     drop_legacy_gap,
     final_values,
+    legacy_base_loss,
     load_tables,
     metric_directions,
     with_family,
@@ -190,6 +191,10 @@ def write_report(results: Path, out: Path | None = None, formats: Sequence[str] 
             lines += fam_lines
         else:
             lines += [f"## {family}", ""]
+        if legacy_base_loss(runs[runs.family == family]):
+            lines += ["Training figures: these runs predate the explicit base loss; the left panel "
+                      "shows each objective's logged `train_original`, which for target_noise is "
+                      "its loss at the perturbed targets, not the task's base loss.", ""]
         for task in sorted(metrics.task[metrics.family == family].unique()):
             lines += _task_figures(task, metrics[metrics.task == task], out / "figures")
     lines += _across_tasks(values, out)
