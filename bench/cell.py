@@ -11,12 +11,16 @@ class Cell:
 
     run_id: folder name, `<task>-<model>-<objective>-s<seed>-<key[:8]>`.
     family: the task family (`Task.family` of the built cell), e.g. `alignment1d`.
-    key: cache key, sha256 of (config text, seed, package version).
+    key: cache key, sha256 of (the config text without comments and blank lines, seed, version).
     config_text: the requested gin config with includes inlined (what the worker parses).
     files, bindings: where that text came from (for the record).
     results: the results folder (a string, so the cell pickles anywhere).
     skip_reason: non-empty when the combination is incompatible (never run).
     progress: show a per-epoch progress bar (sequential runs on a terminal only).
+    timeout: seconds after which the executor kills the cell and records it failed (0: never).
+    Neither `device`, `threads`, `progress` nor `timeout` is part of the cache key: they change
+    where and how fast a cell runs, not what it computes (threads change float reductions in the
+    last digits; `threads` is recorded in run.json and shown by `list`).
     parent: run_id of the cell whose final weights this one starts from (`Experiment.init_from`;
         same task, model and seed, run first); '' for a cell trained from scratch.
     eval_split: '' (any) or the only split the cell may evaluate: 'val' for tuning trials, whose
@@ -39,6 +43,7 @@ class Cell:
     threads: int = 0
     skip_reason: str = ""
     progress: bool = False
+    timeout: float = 0.0
     parent: str = ""
     eval_split: str = ""
 

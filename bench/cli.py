@@ -1,4 +1,17 @@
-"""Command line: `python -m bench run|list|catalog|report|tune` (also installed as `dlc-bench`)."""
+"""Command line: `python -m bench run|list|collect|catalog|report|tune` (also `dlc-bench`).
+
+What each command reads and writes:
+
+* `run MATRIX`: checks every argument and builds every cell first (nothing is written on an
+  error), then, holding the results folder's lock, runs the cells that are not done and rebuilds
+  the tables (never dropping the rows of a done run; see `bench.result_tables`).
+* `list RESULTS`, `report RESULTS`: read only (`report` writes its files under `--out`, default
+  `RESULTS/report`).
+* `collect RESULTS [--force]`: rebuilds the tables from the run folders.
+* `catalog`: what can be run (reads gin/); `tune MATRIX`: see `bench.tune`.
+
+A bad argument or config is one line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -12,68 +25,26 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from bench.arguments import build_parser
 from bench.config import ConfigError, resolve
-from bench.executors import EXECUTORS, execute
+from bench.executors import Resources, execute
+from bench.result_tables import TablesWouldShrink, collect, read_tables
 from bench.schema import Status
-from bench.store import clean_staging, collect, is_done, read_run, record_status
+from bench.store import clean_staging, inspect_run, is_done, record_status
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+class UsageError(RuntimeError):
+    """A command that cannot do what it was asked (one line, exit code 2)."""
 
 
 def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dlc-bench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="run (or resume) an experiment matrix")
-    run.add_argument("matrix", help="matrix gin file (path or name under gin/matrices/)")
-    run.add_argument("--results", type=Path, help="results folder (default results/<matrix>)")
-    run.add_argument("--tasks", help="comma-separated task gin files: replace the task axis")
-    run.add_argument("--models", help="comma-separated model gin files: replace the model axis")
-    run.add_argument("--objectives", help="comma-separated objective gin files: replace that axis")
-    run.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
-    run.add_argument("--scale", choices=["smoke", "cpu", "paper"], help="replace the matrix scale")
-    run.add_argument("--gin_file", action="append", default=[], help="extra gin file (repeatable)")
-    run.add_argument("--gin_bindings", action="append", default=[],
-                     help="extra binding, e.g. \"bench.run.Experiment.epochs = 2\" (repeatable)")
-    run.add_argument("--executor", choices=EXECUTORS, default="sequential",
-                     help="where cells run: sequential (this process, default), local (a pool of "
-                          "--jobs fresh processes), submitit (SLURM job arrays), ray (Ray tasks)")
-    run.add_argument("--jobs", type=int, default=1, help="parallel cells (local/submitit/ray)")
-    run.add_argument("--threads", type=int, default=0,
-                     help="torch threads per cell (default: cores / jobs)")
-    run.add_argument("--device", default="auto",
-                     help="auto (CUDA when torch sees a GPU, else CPU; default) | cpu | cuda | "
-                          "cuda:N (the N-th visible GPU; the local executor pins one GPU per "
-                          "worker itself)")
-    run.add_argument("--dry-run", action="store_true", help="print every cell's status, run nothing")
-    run.add_argument("--no-progress", action="store_true",
-                     help="no progress bars (default: one bar over the cells, and a per-epoch bar "
-                          "with the sequential executor on a terminal)")
-
-    lst = sub.add_parser("list", help="cells of a results folder with status and reason")
-    lst.add_argument("results", type=Path)
-
-    sub.add_parser("catalog", help="what can be run: tasks, models, objectives, scales and "
-                                   "matrices under gin/, each with the first line of its comment")
-
-    rep = sub.add_parser("report", help="tables and figures from a results folder")
-    rep.add_argument("results", type=Path)
-    rep.add_argument("--out", type=Path, help="output folder (default RESULTS/report)")
-    rep.add_argument("--format", default="md,tex,csv", help="table formats")
-    rep.add_argument("--baseline", default="plain", help="objective the others are compared with")
-
-    from bench.tune import add_parser as add_tune
-
-    add_tune(sub)
-    return parser
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.matrix import expand_cells, load_matrix, restrict_tasks
+    from bench.matrix import expand_cells, load_matrix, load_resources, restrict_tasks
 
     matrix_path = resolve("matrices", args.matrix)
     results = args.results or REPO / "results" / matrix_path.stem
@@ -87,12 +58,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             if getattr(args, axis):
                 setattr(matrix, axis, _csv(getattr(args, axis)))
         if args.seeds:
-            matrix.seeds = [int(s) for s in _csv(args.seeds)]
+            matrix.seeds = args.seeds
         if args.scale:
             matrix.scale = args.scale
+        if args.timeout is not None:
+            matrix.timeout = args.timeout
         cells += expand_cells(matrix, results, args.gin_file, args.gin_bindings, args.device)
     unique = {c.run_id: c for c in cells}  # overrides can make two parts name the same cell
     cells = list(unique.values())
+    resources = load_resources(matrix_path)
 
     statuses = {}
     for cell in cells:
@@ -101,8 +75,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         elif is_done(results, cell.run_id, cell.key):
             statuses[cell.run_id] = str(Status.DONE)
         else:
-            previous = read_run(results, cell.run_id)
-            statuses[cell.run_id] = "to run" + (f" (was {previous['status']})" if previous else "")
+            folder = results / "runs" / cell.run_id
+            state = inspect_run(folder) if folder.is_dir() else None
+            was = "" if state is None else "damaged" if state.damaged else state.record["status"]
+            statuses[cell.run_id] = "to run" + (f" (was {was})" if was else "")
     if args.dry_run:
         for cell in cells:
             print(f"{cell.run_id:60s} {statuses[cell.run_id]}")
@@ -121,15 +97,17 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"(lock file {lock.lock_file})", file=sys.stderr)
         lock.acquire()
     try:
-        return _run_cells(args, results, cells, todo, statuses)
+        return _run_cells(args, results, cells, todo, resources)
     finally:
         lock.release()
 
 
 def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
-               statuses: dict[str, str]) -> int:
+               resources: Resources) -> int:
     """The part of `run` that writes: one driver at a time per results folder (a file lock), so
     removing staging folders left by killed workers never touches a live run's."""
+    from bench.matrix import waves
+
     todo = [c for c in todo if not is_done(results, c.run_id, c.key)]  # done while we waited?
     if args.executor == "sequential" and not args.no_progress and sys.stderr.isatty():
         todo = [replace(c, progress=True) for c in todo]
@@ -143,11 +121,9 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
         print(f"  skipped {cell.run_id}: {cell.skip_reason}")
         record_status(results, cell, Status.SKIPPED, cell.skip_reason)
     begin = time.time()
-    from bench.matrix import waves
-
     # parents (init_from) first: each wave runs to its end before the next starts
     outcomes = itertools.chain.from_iterable(
-        execute(wave, args.executor, args.jobs, args.threads) for wave in waves(todo))
+        execute(wave, args.executor, args.jobs, args.threads, resources) for wave in waves(todo))
     failed = []
     progress = None
     if not args.no_progress and todo:
@@ -164,8 +140,12 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
             progress.update()
     if progress is not None:
         progress.close()
-    collect(results)
-    print(f"ran {len(todo)} cells in {time.time() - begin:.1f} s; tables: {results}/results.parquet")
+    try:
+        collect(results)
+        print(f"ran {len(todo)} cells in {time.time() - begin:.1f} s; "
+              f"tables: {results}/results.parquet")
+    except TablesWouldShrink as err:
+        print(f"ran {len(todo)} cells in {time.time() - begin:.1f} s; {err}", file=sys.stderr)
     if failed:
         print(f"{len(failed)} cell(s) did not finish:", file=sys.stderr)
         for outcome in failed:
@@ -190,14 +170,25 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _, runs = collect(args.results)
+    _, runs = read_tables(args.results)
     if runs.empty:
         print(f"no runs in {args.results}")
         return 0
     from tabulate import tabulate
 
-    cols = ["run_id", "status", "reason", "wall_time_s"]
-    print(tabulate(runs[cols].astype(object).fillna(""), headers=cols, tablefmt="github", showindex=False))
+    cols = [c for c in ("run_id", "status", "reason", "threads", "wall_time_s") if c in runs]
+    table = runs[cols].astype(object).where(runs[cols].notna(), "")
+    print(tabulate(table, headers=cols, tablefmt="github", showindex=False))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    try:
+        _, runs = collect(args.results, force=args.force)
+    except TablesWouldShrink as err:
+        raise UsageError(str(err)) from None
+    counts = Counter(runs["status"]) if not runs.empty else Counter()
+    print(f"{args.results}: {len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())})")
     return 0
 
 
@@ -207,14 +198,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report import write_report
     from bench.report.data import ReportInputError
 
+    out = args.out or args.results / "report"
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            out = write_report(args.results, args.out, formats=_csv(args.format),
-                               baseline=args.baseline)
+            write_report(args.results, out, formats=_csv(args.format), baseline=args.baseline)
     except ReportInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise UsageError(str(err)) from None
+    except PermissionError as err:
+        raise UsageError(f"cannot write the report to {out} ({err.strerror}: {err.filename}); "
+                         "choose another folder with --out") from None
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     print(f"report written to {out}")
@@ -227,11 +220,20 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return tune_main(args)
 
 
+COMMANDS = {"run": cmd_run, "list": cmd_list, "collect": cmd_collect, "catalog": cmd_catalog,
+            "report": cmd_report, "tune": cmd_tune}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "list": cmd_list, "catalog": cmd_catalog,
-                "report": cmd_report, "tune": cmd_tune}[args.command](args)
+        args = build_parser(__doc__.split("\n", 1)[0]).parse_args(argv)
+    except SystemExit as stop:  # argparse: --help (0) or a bad argument (2, already printed)
+        return int(stop.code or 0)
+    try:
+        return COMMANDS[args.command](args)
     except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
+        print(f"config error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except UsageError as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

@@ -141,6 +141,8 @@ def validate(paths: Sequence[Path], bindings: Sequence[str] = ()) -> None:
     except tokenize.TokenError as err:  # gin 0.5.0 gives no file for an unclosed bracket
         raise ConfigError(_locate_token_error(paths, bindings, err)) from None
     except SyntaxError as err:
+        if err.filename is None:  # gin names no file for a binding given as a string
+            raise ConfigError(_locate_binding_error(bindings, err)) from None
         raise ConfigError(f"{err.filename}, line {err.lineno}: syntax error: {err.msg}") from None
     except (ValueError, KeyError, AttributeError, TypeError) as err:
         raise ConfigError(_with_suggestion(str(err).strip("'\""))) from None
@@ -158,6 +160,18 @@ def _locate_token_error(paths: Sequence[Path], bindings: Sequence[str], err: Exc
             line = bad.args[1][0] if len(bad.args) > 1 else "?"
             return f"{name}, line {line}: {bad.args[0]} (an unclosed bracket or string?)"
     return f"syntax error: {err}"
+
+
+def _locate_binding_error(bindings: Sequence[str], err: SyntaxError) -> str:
+    """'--gin_bindings B: syntax error: ...' for the first binding that does not parse alone."""
+    for binding in bindings:
+        try:
+            for _ in gin_config.config_parser.ConfigParser(
+                    binding, gin_config.ParserDelegate(skip_unknown=True)):
+                pass
+        except (SyntaxError, tokenize.TokenError) as bad:
+            return f"--gin_bindings {binding!r}: syntax error: {getattr(bad, 'msg', bad)}"
+    return f"a binding, line {err.lineno}: syntax error: {err.msg}"
 
 
 _MISSING_PARAM = re.compile(r"Configurable '(?P<sel>[^']+)' doesn't have a parameter named '(?P<p>[^']+)'")
@@ -202,7 +216,7 @@ def check_types(paths: Sequence[Path], bindings: Sequence[str]) -> None:
             if name not in hints or not _is_literal(value):
                 continue
             if not _matches(value, hints[name]):
-                where = _find_binding(paths, bindings, selector, name)
+                where = where_bound(paths, bindings, selector, name)
                 raise ConfigError(
                     f"{where}: {selector}.{name} = {value!r}: expected {_type_name(hints[name])}, "
                     f"got {type(value).__name__}"
@@ -245,11 +259,16 @@ def _matches(value: object, hint: object) -> bool:
 
 
 def _type_name(hint: object) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    """`int`, `Sequence[int]`, `float | None`: the annotation as written."""
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("collections.abc.", "")
 
 
-def _find_binding(paths: Sequence[Path], bindings: Sequence[str], selector: str, name: str) -> str:
-    """'file, line N' of the last binding of `selector.name` (as gin applies the last one)."""
+
+def where_bound(paths: Sequence[Path], bindings: Sequence[str], selector: str, name: str) -> str:
+    """'file, line N' (or '--gin_bindings B') of the last binding of `selector.name` (the one gin
+    applies); 'config' when it is bound nowhere (a default)."""
     short = selector.rsplit(".", 1)[-1]
     pattern = re.compile(rf"^\s*(?:[\w./]*/)?(?:[\w.]*\.)?{re.escape(short)}\.{re.escape(name)}\s*=")
     found = "config"

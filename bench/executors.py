@@ -1,32 +1,74 @@
 """Executors: where cells run. Each yields one outcome dict per cell, as cells finish.
 
-* `sequential`: in this process, one after the other.
-* `local`: a spawn process pool, one fresh process per cell (`max_tasks_per_child=1`), each worker
-  pinned to one GPU through `CUDA_VISIBLE_DEVICES` before torch touches CUDA, torch threads split
-  between workers.
+* `sequential`: one cell at a time, each in a fresh child process;
+* `local`: `jobs` cells at a time, each in a fresh child process, each pinned to one GPU through
+  `CUDA_VISIBLE_DEVICES` before torch touches CUDA, torch threads split between them;
 * `submitit`: SLURM job arrays through submitit (`pip install dlc-bench[slurm]`); its `local` and
-  `debug` clusters run on this machine.
-* `ray`: Ray tasks (`pip install dlc-bench[ray]`), one GPU per task when GPUs are present.
+  `debug` clusters run on this machine;
+* `ray`: Ray tasks (`pip install dlc-bench[ray]`).
+
+Child processes are forked from a fork server that has imported the suite once (so a cell starts
+in milliseconds, not seconds) and receive the driver's environment, `sys.path`, working folder and
+umask. A cell that kills its process (segfault, the OOM killer) or outlives its `timeout` is
+recorded `failed` ("worker process died" / "timeout") and the matrix goes on. A child watches its
+driver and exits when the driver is gone (kill -9 included), so no orphan publishes a run folder
+after another driver took over.
 
 Workers receive only a `Cell` (plain data, the config as text) and write their own run folder; the
-driver only collects outcomes.
+driver only collects outcomes. Cluster resources (time limit, GPUs, CPUs, memory, partition) come
+from `Resources`, bound in the matrix file (`gin/matrices/<scale>.gin` sets defaults per scale).
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
+import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
+
+import gin
 
 from bench.cell import Cell
 from bench.schema import Status
 
 EXECUTORS = ("sequential", "local", "submitit", "ray")
+
+
+@gin.configurable(module="bench.executors")
+@dataclass
+class Resources:
+    """What a cluster executor asks for per cell (bound in a matrix file; not part of any cell's
+    identity). submitit: `timeout_min`, `gpus_per_task` (-> `gpus_per_node`), `cpus_per_task`,
+    `mem_gb`, `partition` ('' = the cluster's default), `array_parallelism` (0 = `--jobs`).
+    ray: `gpus_per_task` and `cpus_per_task`. `gpus_per_task=None`: one GPU per cell when the
+    machine or cluster has GPUs, none otherwise."""
+
+    timeout_min: int = 60
+    gpus_per_task: int | None = None
+    cpus_per_task: int = 1
+    mem_gb: float = 8.0
+    partition: str = ""
+    array_parallelism: int = 0
+
+
+def submitit_parameters(resources: Resources) -> dict[str, Any]:
+    """`AutoExecutor.update_parameters` keywords for `resources`."""
+    params: dict[str, Any] = {"timeout_min": resources.timeout_min}
+    if resources.gpus_per_task is not None:
+        params["gpus_per_node"] = resources.gpus_per_task
+    params.update(cpus_per_task=resources.cpus_per_task, mem_gb=resources.mem_gb)
+    if resources.partition:
+        params["slurm_partition"] = resources.partition
+    if resources.array_parallelism:
+        params["slurm_array_parallelism"] = resources.array_parallelism
+    return params
 
 
 def visible_gpus() -> list[str]:
@@ -39,12 +81,12 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _failed(cell: Cell, err: BaseException) -> dict[str, Any]:
-    """Outcome of a cell whose worker died (crash, OOM kill); recorded in its run folder too, so
-    `list` and reports show it (it is not cached: the next run retries it)."""
-    from bench.store import read_run, record_status
+def _failed(cell: Cell, reason: str) -> dict[str, Any]:
+    """Outcome of a cell whose worker died or timed out; recorded in its run folder too, so `list`
+    and reports show it (it is not cached: the next run retries it)."""
+    from bench.store import clean_staging, read_run, record_status
 
-    reason = f"worker process died: {type(err).__name__}: {err}"
+    clean_staging(Path(cell.results), cell.run_id)  # what the dead worker had staged
     previous = read_run(Path(cell.results), cell.run_id)
     if previous is None or previous.get("key") != cell.key:
         record_status(Path(cell.results), cell, Status.FAILED, reason)
@@ -52,82 +94,131 @@ def _failed(cell: Cell, err: BaseException) -> dict[str, Any]:
             "wall_time_s": None}
 
 
-def run_sequential(cells: Sequence[Cell], threads: int = 0) -> Iterator[dict[str, Any]]:
+# --- child processes ---------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch_driver(driver: int, every_s: float = 0.5) -> None:
+    """Exit this process as soon as the driver process `driver` is gone."""
+    while _alive(driver):
+        time.sleep(every_s)
+    os._exit(70)
+
+
+def _child(cell: Cell, gpu: str | None, context: dict[str, Any], conn: Any) -> None:
+    """Runs in the child: take the driver's environment, watch the driver, run, send the outcome."""
+    os.environ.clear()
+    os.environ.update(context["env"])
+    sys.path[:] = context["path"]
+    os.chdir(context["cwd"])
+    os.umask(context["umask"])
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before the first CUDA call in this process
+    threading.Thread(target=_watch_driver, args=(context["driver"],), daemon=True).start()
     from bench.run import run_cell
 
-    for cell in cells:
-        yield run_cell(replace(cell, threads=threads or cell.threads))
+    conn.send(run_cell(cell))
+    conn.close()
 
 
-_GPU_SLOTS: Any = None
+def _driver_context() -> dict[str, Any]:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return {"env": dict(os.environ), "path": list(sys.path), "cwd": os.getcwd(), "umask": umask,
+            "driver": os.getpid()}
 
 
-def _init_worker(slots: Any) -> None:
-    global _GPU_SLOTS
-    _GPU_SLOTS = slots
+def _fork_context() -> Any:
+    """A fork server that has imported the suite once; plain spawn where fork servers do not exist."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["bench.registry", "bench.run", "datasets"])
+    return ctx
 
 
-def _pinned_run(cell: Cell) -> dict[str, Any]:
-    """Runs in a fresh spawn process: take a GPU slot, pin it, run, give the slot back."""
-    gpu = _GPU_SLOTS.get() if _GPU_SLOTS is not None else None
+def _receive(conn: Any) -> dict[str, Any] | None:
+    """The outcome a finished child sent, or None when it died before sending one."""
     try:
-        if gpu is not None:
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before the first CUDA call in this process
-        from bench.run import run_cell
-
-        return run_cell(cell)
+        return conn.recv() if conn.poll() else None
+    except (EOFError, OSError):
+        return None
     finally:
-        if gpu is not None:
-            _GPU_SLOTS.put(gpu)
+        conn.close()
+
+
+@dataclass
+class _Slot:
+    process: Any
+    cell: Cell
+    conn: Any
+    started: float
+    gpu: str | None
+
+
+def run_children(cells: Sequence[Cell], jobs: int = 1,
+                 gpus: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+    """Run each cell in its own child process, at most `jobs` at a time; a child that dies or
+    runs past `cell.timeout` seconds is killed and its cell recorded failed."""
+    ctx = _fork_context()
+    context = _driver_context()
+    todo = list(cells)
+    free = [gpus[i % len(gpus)] if gpus else None for i in range(jobs)]
+    running: dict[Any, _Slot] = {}
+    try:
+        while todo or running:
+            while todo and free:
+                cell, gpu = todo.pop(0), free.pop(0)
+                receive, send = ctx.Pipe(duplex=False)
+                process = ctx.Process(target=_child, args=(cell, gpu, context, send), daemon=False)
+                process.start()
+                send.close()
+                running[process.sentinel] = _Slot(process, cell, receive, time.monotonic(), gpu)
+            deadlines = [s.started + s.cell.timeout for s in running.values() if s.cell.timeout > 0]
+            wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            for sentinel in wait(list(running), timeout=wait_s):
+                slot = running.pop(sentinel)
+                slot.process.join()
+                outcome = _receive(slot.conn)
+                free.append(slot.gpu)
+                yield outcome or _failed(
+                    slot.cell, f"worker process died (exit code {slot.process.exitcode})")
+            now = time.monotonic()
+            for sentinel, slot in list(running.items()):
+                if slot.cell.timeout > 0 and now - slot.started > slot.cell.timeout:
+                    slot.process.kill()
+                    slot.process.join()
+                    slot.conn.close()
+                    del running[sentinel]
+                    free.append(slot.gpu)
+                    yield _failed(slot.cell, f"timeout: ran longer than {slot.cell.timeout:g} s")
+    finally:
+        for slot in running.values():
+            slot.process.kill()
+            slot.process.join()
+
+
+def run_sequential(cells: Sequence[Cell], threads: int = 0) -> Iterator[dict[str, Any]]:
+    """One cell at a time, each in a fresh child process."""
+    return run_children([replace(c, threads=threads or c.threads) for c in cells], jobs=1)
 
 
 def run_local(cells: Sequence[Cell], jobs: int, threads: int = 0) -> Iterator[dict[str, Any]]:
-    """Spawn pool of `jobs` workers; one process per cell; one GPU per worker when GPUs exist.
-
-    A worker that dies (segfault, OOM kill) breaks the whole pool and every cell in flight with
-    it. Those cells are retried once, each alone in a fresh one-worker pool, so only the cell that
-    really kills its process is reported failed.
-    """
+    """`jobs` child processes at a time; one GPU per child when GPUs exist; torch threads split."""
     gpus = visible_gpus() if any(c.device != "cpu" for c in cells) else []
     per_worker = threads or max(1, (os.cpu_count() or 1) // jobs)
-    ctx = mp.get_context("spawn")
-    manager = ctx.Manager() if gpus else None
-
-    def pool_run(batch: Sequence[Cell], workers: int, last_try: bool):
-        slots = None
-        if manager is not None:
-            slots = manager.Queue()
-            for i in range(workers):
-                slots.put(gpus[i % len(gpus)])
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1,
-                                 initializer=_init_worker, initargs=(slots,)) as pool:
-            futures = {pool.submit(_pinned_run, c): c for c in batch}
-            for future in as_completed(futures):
-                try:
-                    yield future.result(), None
-                except BrokenProcessPool as err:
-                    yield (_failed(futures[future], err) if last_try else None), futures[future]
-                except Exception as err:  # noqa: BLE001
-                    yield _failed(futures[future], err), None
-
-    try:
-        broken = []
-        for outcome, cell in pool_run([replace(c, threads=per_worker) for c in cells], jobs,
-                                      last_try=False):
-            if outcome is None:
-                broken.append(cell)
-            else:
-                yield outcome
-        for cell in broken:
-            for outcome, _ in pool_run([cell], 1, last_try=True):
-                yield outcome
-    finally:
-        if manager is not None:
-            manager.shutdown()
+    return run_children([replace(c, threads=per_worker) for c in cells], jobs, gpus)
 
 
-def run_submitit(cells: Sequence[Cell], jobs: int, cluster: str | None = None,
-                 folder: Path | None = None, **params: Any) -> Iterator[dict[str, Any]]:
+def run_submitit(cells: Sequence[Cell], jobs: int, resources: Resources | None = None,
+                 cluster: str | None = None, folder: Path | None = None) -> Iterator[dict[str, Any]]:
     """Submit cells as a submitit job array (`cluster`: None = auto/SLURM, 'local', 'debug')."""
     try:
         import submitit
@@ -137,33 +228,43 @@ def run_submitit(cells: Sequence[Cell], jobs: int, cluster: str | None = None,
 
     if not cells:
         return
-    folder = folder or Path(cells[0].results) / "submitit"
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-    executor.update_parameters(slurm_array_parallelism=jobs, **params)
+    resources = resources or Resources()
+    params = submitit_parameters(resources)
+    params.setdefault("slurm_array_parallelism", jobs)
+    longest = max(c.timeout for c in cells)
+    if longest > 0:  # the cell timeout, rounded up to whole minutes, caps the job's time limit
+        params["timeout_min"] = min(params["timeout_min"], math.ceil(longest / 60))
+    executor = submitit.AutoExecutor(folder=str(folder or Path(cells[0].results) / "submitit"),
+                                     cluster=cluster)
+    executor.update_parameters(**params)
     with executor.batch():
         pending = [(executor.submit(run_cell, c), c) for c in cells]
     for job, cell in pending:
         try:
             yield job.result()
         except Exception as err:  # noqa: BLE001 - FailedJobError / UncompletedJobError
-            yield _failed(cell, err)
+            yield _failed(cell, f"worker process died: {type(err).__name__}: {err}")
 
 
-def run_ray(cells: Sequence[Cell], jobs: int, address: str | None = None) -> Iterator[dict[str, Any]]:
-    """Run cells as Ray tasks; each asks for one GPU when the cluster has GPUs (Ray pins it)."""
+def run_ray(cells: Sequence[Cell], jobs: int, resources: Resources | None = None,
+            address: str | None = None) -> Iterator[dict[str, Any]]:
+    """Run cells as Ray tasks with `resources.cpus_per_task` CPUs and `gpus_per_task` GPUs each."""
     try:
         import ray
     except ImportError as err:
         raise RuntimeError("the ray executor needs `pip install dlc-bench[ray]`") from err
     from bench.run import run_cell
 
+    resources = resources or Resources()
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, num_cpus=None if address else jobs,
                  include_dashboard=False, log_to_driver=False)
     try:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        remote = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(run_cell)
+        gpus = resources.gpus_per_task
+        if gpus is None:
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
+        remote = ray.remote(num_cpus=resources.cpus_per_task, num_gpus=gpus)(run_cell)
         pending = {remote.remote(c): c for c in cells}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -171,21 +272,21 @@ def run_ray(cells: Sequence[Cell], jobs: int, address: str | None = None) -> Ite
             try:
                 yield ray.get(done[0])
             except Exception as err:  # noqa: BLE001
-                yield _failed(cell, err)
+                yield _failed(cell, f"worker process died: {type(err).__name__}: {err}")
     finally:
         if started_here:
             ray.shutdown()
 
 
-def execute(cells: Sequence[Cell], executor: str = "sequential", jobs: int = 1,
-            threads: int = 0, **options: Any) -> Iterator[dict[str, Any]]:
+def execute(cells: Sequence[Cell], executor: str = "sequential", jobs: int = 1, threads: int = 0,
+            resources: Resources | None = None) -> Iterator[dict[str, Any]]:
     """Dispatch to the named executor."""
     if executor == "sequential":
         return run_sequential(cells, threads)
     if executor == "local":
         return run_local(cells, jobs, threads)
     if executor == "submitit":
-        return run_submitit(cells, jobs, **options)
+        return run_submitit(cells, jobs, resources)
     if executor == "ray":
-        return run_ray(cells, jobs, **options)
+        return run_ray(cells, jobs, resources)
     raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")

@@ -12,6 +12,8 @@ A matrix is a gin file binding `bench.matrix.Matrix`:
 
 A matrix may instead list `parts`, other matrix files (relative to `gin/`), one per task family,
 each with its own axes: `bench.matrix.Matrix.parts = ['matrices/cpu/alignment1d.gin', ...]`.
+`bench.matrix.Matrix.timeout = 3600` kills a cell after that many seconds (0: never; parts inherit
+it; `--timeout` overrides it). Seeds are integers in [0, 2**32 - 1].
 
 A cell is the composition `scales/<scale>.gin, scales/<scale>/<family>.gin, tasks/<t>.gin,
 models/<m>.gin, objectives/<o>.gin` (the family is the `family` of the task class the task file
@@ -32,7 +34,16 @@ import gin
 
 from bench import __version__
 from bench.cell import Cell
-from bench.config import GIN_ROOT, ConfigError, expand, resolve, setup_gin, validate
+from bench.config import (
+    GIN_ROOT,
+    ConfigError,
+    expand,
+    resolve,
+    setup_gin,
+    validate,
+    where_bound,
+)
+from bench.executors import Resources
 from bench.experiment import Experiment
 
 
@@ -49,11 +60,18 @@ class Matrix:
     bindings: Sequence[str] = field(default_factory=list)
     parts: Sequence[str] = ()
     sweep: str = ""
+    timeout: float = 0.0
 
 
-def load_matrix(path: Path) -> list[Matrix]:
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding accepts [0, 2**32 - 1]
+
+
+def load_matrix(path: Path, _stack: tuple[Path, ...] = ()) -> list[Matrix]:
     """Parse a matrix file in a clean gin state; returns its axes as plain data, one `Matrix`
     per part (a matrix without `parts` is its own single part)."""
+    path = Path(path).resolve()
+    if path in _stack:
+        raise ConfigError(f"{path}: matrix parts cycle: {' -> '.join(map(str, _stack + (path,)))}")
     validate([path])
     try:
         matrix = Matrix()
@@ -61,10 +79,43 @@ def load_matrix(path: Path) -> list[Matrix]:
         gin.clear_config()
     if not matrix.parts:
         return [matrix]
-    parts = [part for ref in matrix.parts for part in load_matrix(resolve("matrices", ref))]
-    for part in parts:  # a part without its own sweep uses its parent's
+    parts = [part for ref in matrix.parts
+             for part in load_matrix(resolve("matrices", ref), _stack + (path,))]
+    for part in parts:  # a part without its own sweep or timeout uses its parent's
         part.sweep = part.sweep or matrix.sweep
+        part.timeout = part.timeout or matrix.timeout
     return parts
+
+
+def load_resources(path: Path) -> Resources:
+    """The `bench.executors.Resources` bound in the matrix file `path` (defaults where unbound;
+    a part's bindings are not read: resources are the top matrix's)."""
+    validate([path])
+    try:
+        return Resources()
+    finally:
+        gin.clear_config()
+
+
+def check_seeds(seeds: Sequence[object], where: str) -> None:
+    """Every seed an int in [0, MAX_SEED], else `ConfigError` naming `where`."""
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"{where}: seed {seed!r}: expected an integer in [0, {MAX_SEED}]")
+
+
+def check_budget(exp: Experiment, files: Sequence[Path], bindings: Sequence[str]) -> None:
+    """Training and evaluation sizes that cannot run, as a `ConfigError` naming the binding."""
+    learned = getattr(exp.model, "learned", True)
+    if exp.epochs < 0 or (exp.epochs == 0 and learned):
+        raise ConfigError(
+            f"{where_bound(files, bindings, 'bench.run.Experiment', 'epochs')}: "
+            f"bench.run.Experiment.epochs = {exp.epochs}: expected >= 1 (0 only for a model with "
+            "nothing to learn, `learned = False`, e.g. ICP)")
+    for name in ("batch_size", "eval_batch_size"):
+        if getattr(exp, name) < 1:
+            raise ConfigError(f"{where_bound(files, bindings, 'bench.run.Experiment', name)}: "
+                              f"bench.run.Experiment.{name} = {getattr(exp, name)}: expected >= 1")
 
 
 def task_family(files: Sequence[Path], bindings: Sequence[str]) -> str:
@@ -126,9 +177,19 @@ class _Built:
     init_from: str
 
 
-def cache_key(config_text: str, seed: int) -> str:
-    """sha256 of the canonical config text, the seed and the package version."""
-    blob = f"{config_text}\n# seed={seed}\n# dlc-bench={__version__}\n"
+def canonical(config_text: str) -> str:
+    """`config_text` without full-line comments, blank lines and trailing spaces: what a cell's
+    identity depends on (editing a comment in a gin file re-runs nothing)."""
+    lines = (line.rstrip() for line in config_text.splitlines())
+    return "\n".join(line for line in lines if line and not line.lstrip().startswith("#")) + "\n"
+
+
+def cache_key(config_text: str, seed: int, parent_key: str = "") -> str:
+    """sha256 of the canonical config text, the seed, the package version and, for a cell that
+    starts from another's weights, that cell's key."""
+    blob = f"{canonical(config_text)}\n# seed={seed}\n# dlc-bench={__version__}\n"
+    if parent_key:
+        blob += f"# init_from={parent_key}\n"
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -146,6 +207,7 @@ def expand_cells(
     setup_gin()
     if not (matrix.tasks and matrix.models and matrix.objectives and matrix.seeds):
         raise ConfigError("a matrix needs at least one task, model, objective and seed")
+    check_seeds(matrix.seeds, "bench.matrix.Matrix.seeds")
     scale_file = resolve("scales", matrix.scale)
     extra = [resolve("", f) for f in gin_files]
     bindings = list(matrix.bindings) + list(gin_bindings)
@@ -158,6 +220,11 @@ def expand_cells(
             exp = Experiment()
             skip, reason = exp.skip()
             family, init_from = exp.family, exp.init_from
+            if not skip:
+                check_budget(exp, files, bindings)
+                exp.objective.setup(exp.task)  # the objective checks its options here
+        except ConfigError:
+            raise
         except Exception as err:  # noqa: BLE001 - report which cell failed to build
             raise ConfigError(
                 f"cell (task={task}, model={model}, objective={objective}) does not build: "
@@ -175,7 +242,7 @@ def expand_cells(
             text += f"# --- init_from {parent.run_id} key={parent.key}\n"
             if parent.skip_reason and not skip_reason:
                 skip_reason = f"its init_from cell {parent.run_id} is skipped: {parent.skip_reason}"
-        key = cache_key(text, seed)
+        key = cache_key(text, seed, parent.key if parent is not None else "")
         names = built.names
         return Cell(
             run_id=f"{names[0]}-{names[1]}-{names[2]}-s{seed}-{key[:8]}",
@@ -183,6 +250,7 @@ def expand_cells(
             scale=matrix.scale, config_text=text, results=str(results), family=built.family,
             files=tuple(str(f) for f in built.files), bindings=tuple(bindings),
             device=device, skip_reason=skip_reason, parent=parent.run_id if parent else "",
+            timeout=float(matrix.timeout),
         )
 
     cells: dict[str, Cell] = {}
@@ -190,7 +258,9 @@ def expand_cells(
         for model in matrix.models:
             for objective in matrix.objectives:
                 built = build(task, model, objective)
-                parent = build(task, model, built.init_from) if built.init_from else None
+                # a cell skipped on its own needs no parent: only runnable children add theirs
+                wants_parent = built.init_from and not built.skip_reason
+                parent = build(task, model, built.init_from) if wants_parent else None
                 if parent is not None and parent.init_from:
                     raise ConfigError(
                         f"cell (task={task}, model={model}, objective={objective}): its init_from "

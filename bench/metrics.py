@@ -25,12 +25,21 @@ class Trace:
     h: [T+1, N] h(w_t), the energy the solver minimises.
     h_star: [N] h(w*).
     extras: task-specific per-iteration values, each [T+1, N].
+    h_search: [N] the lowest h found by a small search around w* (None: no search ran).
     """
 
     distance: torch.Tensor
     h: torch.Tensor
     h_star: torch.Tensor
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    h_search: torch.Tensor | None = None
+
+    @property
+    def h_best(self) -> torch.Tensor:
+        """[N] the lowest value of h known for each example: over w*, the solver's iterates and
+        the search around w*."""
+        best = torch.minimum(self.h_star, self.h.min(dim=0).values)
+        return best if self.h_search is None else torch.minimum(best, self.h_search)
 
 
 class Metric:
@@ -55,13 +64,41 @@ class Distance(Metric):
 
 @gin.configurable(module="bench.metrics")
 class OptimalityGap(Metric):
-    """Mean h(w_t) - h(w*): how far the solver is from the ground truth's energy. Negative when the
-    solver found a point the learned energy prefers to the ground truth (a spurious minimum)."""
+    """Mean over examples of max(0, h(w_t) − h_best), h_best the lowest h known for the example
+    (`Trace.h_best`: over w*, the solver's iterates and a search around w*). Never negative, and 0
+    exactly when the solver reached the best point known, whichever objective shaped h. Each
+    objective learns its own h with its own scale, so the value has no better side across
+    objectives (direction none); `SpuriousMinimum` is reported beside it."""
 
     name = "optimality_gap"
+    direction = Direction.NONE
 
     def __call__(self, trace: Trace) -> torch.Tensor:
-        return (trace.h - trace.h_star[None]).mean(dim=1)
+        return (trace.h - trace.h_best[None]).clamp_min(0).mean(dim=1)
+
+
+@gin.configurable(module="bench.metrics")
+class SpuriousMinimum(Metric):
+    """% of examples where w* is not the minimiser of the learned h: some known point has
+    h < h(w*) − (rtol |h(w*)| + atol). The same value at every iteration (a property of h)."""
+
+    name = "spurious_minimum"
+
+    def __init__(self, rtol: float = 1e-5, atol: float = 1e-8) -> None:
+        self.rtol, self.atol = rtol, atol
+
+    def __call__(self, trace: Trace) -> torch.Tensor:
+        below = trace.h_best < trace.h_star - (self.rtol * trace.h_star.abs() + self.atol)
+        return torch.full((trace.h.shape[0],), 100.0 * below.double().mean().item(),
+                          dtype=torch.float64)
+
+
+def with_companions(metrics: list[Metric]) -> list[Metric]:
+    """`metrics` plus `SpuriousMinimum` beside an `OptimalityGap` (the gap is only read with it)."""
+    names = {m.name for m in metrics}
+    if "optimality_gap" in names and "spurious_minimum" not in names:
+        return [*metrics, SpuriousMinimum()]
+    return list(metrics)
 
 
 @gin.configurable(module="bench.metrics")

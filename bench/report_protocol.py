@@ -9,6 +9,8 @@
   verdict ("better"/"worse" only where the corrected p < 0.05, "no evidence" otherwise);
 * `figures/sensitivity-<task>-<model>.{png,pdf,csv}`: validation score vs each swept
   hyper-parameter, one colour per objective (DeepOBS style);
+* `figures/profile.{png,pdf,csv}`: Dolan-Moré performance profile of the winners over the problems
+  whose selection metric is a cost (direction 'min');
 * `figures/budget-<task>-<model>.{png,pdf,csv}`: left, the test score (final seeds, mean and 95%
   interval) of the config selected with a budget of b trials (b = 0 is the one-shot default);
   right, the validation score of the best of b trials, bootstrapped over random subsets of the
@@ -126,6 +128,7 @@ def _save(fig, data: pd.DataFrame, stem: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     stem.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".csv")]
     fig.savefig(paths[0], dpi=120, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
@@ -141,6 +144,7 @@ def sensitivity_figure(scores: pd.DataFrame, sweep, task: str, model: str,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     mine = scores[(scores.task == task) & (scores.model == model) & (scores.status == "done")]
     per_trial = mine.groupby(["objective", "trial"], as_index=False).agg(
@@ -164,6 +168,10 @@ def sensitivity_figure(scores: pd.DataFrame, sweep, task: str, model: str,
         spec = next(sweep.spaces[o][name] for o in sweep.spaces if name in sweep.spaces[o])
         if spec.get("scaling") == "log":
             ax.set_xscale("log")
+        if "feasible_points" not in spec:  # ticks at the sampled values, as the trials ran them
+            ticks = sorted(pd.to_numeric(data.loc[data["axis"] == name, "value"]).unique())
+            ax.set_xticks(ticks, [f"{v:.2g}" for v in ticks], rotation=60, fontsize=7)
+            ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(name.rsplit(".", 2)[-2] + "." + name.rsplit(".", 1)[-1])
         ax.set_ylabel(f"validation {metric} ({'lower' if direction == 'min' else 'higher'} "
                       "is better)")
@@ -301,7 +309,12 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
                   "IQM and P(objective > baseline) from rliable, 95% stratified bootstrap CI.", "",
                   tabulate(across.round(3), headers="keys", tablefmt="github", showindex=False),
                   ""]
-    lines += ["## Figures", ""]
+    for path in profile_figure(out, sweep, figures):
+        if path.suffix == ".png":
+            lines += ["## Performance profile", "", f"![profile](figures/{path.name})", ""]
+    lines += ["`final/` is an ordinary results folder: `python -m bench report "
+              f"{out / 'final'}` gives the winners' standard tables and figures (convergence, "
+              "landscape, performance profiles).", "", "## Figures", ""]
     for (task, model), _ in scores.groupby(["task", "model"]):
         for path in sensitivity_figure(scores, sweep, task, model, figures) + \
                 budget_figure(out, sweep, scores, budgets, task, model, figures):
@@ -310,6 +323,38 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
     index = report / "index.md"
     atomic_write_text(index, "\n".join(lines) + "\n")
     return index
+
+
+def profile_figure(out: Path, sweep, figures: Path) -> list[Path]:
+    """Dolan-Moré performance profile of the winners over the (task, model) problems whose
+    selection metric is a positive cost (direction 'min'; mean over final seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = final_values(out / "final", sweep)
+    values = values[values["direction"] == "min"]
+    costs = values.assign(problem=values["task"] + "/" + values["model"]).pivot_table(
+        index="problem", columns="objective", values="value", aggfunc="mean").dropna()
+    costs = costs[(costs > 0).all(axis=1)]
+    if costs.empty or costs.shape[1] < 2:
+        return []
+    ratios = costs.div(costs.min(axis=1), axis=0).to_numpy()
+    taus = np.linspace(1.0, max(float(ratios.max()), 1.0) * 1.05, 200)
+    profile = stats.performance_profile(costs, taus)
+    area = stats.profile_area(profile)
+    colors = objective_colors(list(costs.columns))
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    for objective in profile.columns:
+        ax.step(taus, profile[objective], where="post", color=colors[objective],
+                label=f"{objective} (area {area[objective]:.2f})")
+    ax.set_xlabel("tau: within a factor tau of the best objective")
+    ax.set_ylabel(f"share of {len(costs)} problems")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title("performance profile of the tuned winners (test, 'min' metrics)", fontsize=9)
+    return _save(fig, profile.reset_index(), figures / "profile")
 
 
 def _across(out: Path, sweep, baseline: str) -> pd.DataFrame:

@@ -4,7 +4,8 @@
 clean gin state, parses the shipped config text, seeds python/numpy/torch, trains
 (`bench.train`), evaluates (`bench.evaluate`), and writes the run folder through
 `bench.store.RunWriter` (atomically, run.json last). It never raises for a failing cell: the outcome
-says `done`, `failed` (with traceback) or `diverged` (with the step).
+says `done`, `failed` (with traceback) or `diverged` (a non-finite training loss, with the step,
+or a non-finite evaluation value, with the metric).
 
 `python -m bench.run CELL.json` runs one serialised cell (for cluster executors).
 """
@@ -26,7 +27,7 @@ import torch
 from bench import checkpoint
 from bench.cell import Cell
 from bench.config import parse_text
-from bench.evaluate import evaluate, metric_directions
+from bench.evaluate import check_finite, evaluate, metric_directions
 from bench.experiment import Experiment
 from bench.provenance import environment
 from bench.schema import Status
@@ -72,11 +73,12 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         record.update(train(exp, device, cell.seed, rec, progress=cell.progress))
         record["metric_directions"] = metric_directions(exp)
         evaluate(exp, device, rec)
+        check_finite(rec.rows)
         checkpoint.save(writer.stage / checkpoint.FILENAME, exp.model, exp.objective,
                         {"run_id": cell.run_id, "key": cell.key})
         writer.write_text("operative.gin", gin.operative_config_str())
         record.update(status=Status.DONE, reason="")
-    except Diverged as err:
+    except (Diverged, FloatingPointError) as err:  # tasks raise the latter on non-finite values
         record.update(status=Status.DIVERGED, reason=str(err))
     except Exception as err:  # noqa: BLE001 - a failing cell must not stop the matrix
         record.update(status=Status.FAILED, reason=f"{type(err).__name__}: {err}",

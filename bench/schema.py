@@ -39,6 +39,8 @@ class Status(StrEnum):
     DIVERGED: a non-finite loss or evaluation value; re-run next time.
     SKIPPED: the task, model and objective cannot run together (`reason` says why).
     SUPERSEDED: only in the runs table: an older run of the same cell under another config.
+    DAMAGED: only in the runs table and `list`: the run folder is unreadable or incomplete
+        (`reason` names the file); its metrics are left out and `run` runs the cell again.
     """
 
     DONE = "done"
@@ -46,6 +48,7 @@ class Status(StrEnum):
     DIVERGED = "diverged"
     SKIPPED = "skipped"
     SUPERSEDED = "superseded"
+    DAMAGED = "damaged"
 
 
 class Direction(StrEnum):

@@ -1,4 +1,4 @@
-"""The results store: one folder per run, atomic writes, resume, the tidy table.
+"""The results store: one folder per run, atomic writes, resume, damaged-folder detection.
 
 Layout of a results folder:
 
@@ -12,8 +12,12 @@ Layout of a results folder:
 
 A worker writes a run into a hidden staging folder and renames it into place when it ends, so a
 run folder is always complete; a killed worker leaves only a staging folder, removed on the next
-start. A run counts as finished only when its `run.json` says `done` with the same cache key; failed
-and diverged runs are kept for inspection but re-run next time.
+start. Publishing refuses when the staging folder has gone (another driver cleaned it up) or when a
+`done` run lacks one of its files (`IncompleteRun`). A run counts as finished only when its
+`run.json` says `done` with the same cache key and its files are all readable; a folder that is
+not (`inspect_run` says why) is *damaged*: listed as such and re-run. Failed and diverged runs are
+kept for inspection but re-run next time. Files are written with the mode the user's umask gives
+(0644 under the usual 022). The tables are built by `bench.result_tables`.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from bench.schema import COLUMNS, Status
 
@@ -35,16 +41,37 @@ from bench.schema import COLUMNS, Status
 RUN_FIELDS = ("run_id", "task", "model", "objective", "seed", "scale", "status", "reason", "device",
               "device_name", "wall_time_s", "step_time_s", "threads", "cpu", "python", "torch",
               "package_version", "git_sha", "key", "finished", "family")
+#: files a run folder holds besides run.json, by status (metrics.parquet must also be readable)
+REQUIRED_FILES = {Status.DONE: ("config.gin", "operative.gin", "metrics.parquet")}
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+class IncompleteRun(RuntimeError):
+    """A run folder cannot be published: its staging folder is gone or a file is missing."""
+
+
+def file_mode() -> int:
+    """Mode of a new file under the current umask (0o666 & ~umask), as `open()` would give it."""
+    try:  # Linux >= 4.7 reports the umask without changing it (os.umask is process-wide)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_text(path: Path, text: str, make_parents: bool = True) -> None:
     """Write `text` to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
+            os.fchmod(handle.fileno(), file_mode())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -52,15 +79,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def atomic_write_frame(frame: pd.DataFrame, path: Path) -> None:
+def atomic_write_frame(frame: pd.DataFrame, path: Path, make_parents: bool = True) -> None:
     """Write a DataFrame as parquet (or CSV for a `.csv` path) atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}"
     try:
         if path.suffix == ".csv":
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -70,26 +99,71 @@ def runs_dir(results: Path) -> Path:
     return Path(results) / "runs"
 
 
-def read_run(results: Path, run_id: str) -> dict | None:
-    """The run's `run.json`, or None when it never finished writing."""
-    path = runs_dir(results) / run_id / "run.json"
+@dataclass(frozen=True)
+class RunState:
+    """What a run folder holds: its record (None when run.json is unreadable) and, for a damaged
+    folder, what is wrong with it (`problem`, naming the file)."""
+
+    folder: Path
+    record: dict | None
+    problem: str = ""
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.problem)
+
+
+def missing_files(folder: Path, status: str) -> str:
+    """'' when `folder` holds every file a run with `status` needs, else what is missing/unreadable."""
+    for name in REQUIRED_FILES.get(status, ()):
+        path = folder / name
+        if not path.is_file():
+            return f"{path}: missing"
+        if path.suffix == ".parquet":
+            try:
+                pq.ParquetFile(path).metadata  # noqa: B018 - reads the footer: catches truncation
+            except Exception as err:  # noqa: BLE001 - any unreadable file is damage
+                return f"{path}: unreadable ({type(err).__name__}: {err})"
+    return ""
+
+
+def inspect_run(folder: Path) -> RunState:
+    """Read `folder`'s run.json and check its files; never raises for a damaged folder."""
+    path = folder / "run.json"
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return RunState(folder, None, f"{path}: missing")
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return RunState(folder, None, f"{path}: unreadable ({type(err).__name__}: {err})")
+    if not isinstance(record, dict) or "status" not in record:
+        return RunState(folder, None, f"{path}: not a run record")
+    return RunState(folder, record, missing_files(folder, record["status"]))
+
+
+def read_run(results: Path, run_id: str) -> dict | None:
+    """The run's `run.json`, or None when there is none or it is unreadable."""
+    folder = runs_dir(results) / run_id
+    return inspect_run(folder).record if folder.is_dir() else None
 
 
 def is_done(results: Path, run_id: str, key: str) -> bool:
-    """True when the run finished successfully with the same cache key (resume skips it)."""
-    record = read_run(results, run_id)
-    return bool(record) and record.get("status") == Status.DONE and record.get("key") == key
+    """True when the run finished successfully with the same cache key and its folder is complete
+    (resume skips it)."""
+    folder = runs_dir(results) / run_id
+    if not folder.is_dir():
+        return False
+    state = inspect_run(folder)
+    return (not state.damaged and state.record.get("status") == Status.DONE
+            and state.record.get("key") == key)
 
 
 class RunWriter:
     """Stages one run's files and publishes them atomically.
 
     Usage: `w = RunWriter(results, run_id)`; `w.write_text(name, text)`; `w.write_metrics(rows)`;
-    `w.publish(record)` (writes run.json last, then renames the folder into place).
+    `w.publish(record)` (checks the files, writes run.json last, then renames the folder into
+    place). Every write refuses (`IncompleteRun`) once the staging folder has been removed.
     """
 
     def __init__(self, results: Path, run_id: str) -> None:
@@ -98,17 +172,29 @@ class RunWriter:
         self.stage = self.final.parent / f".{run_id}.staging-{uuid.uuid4().hex[:8]}"
         self.stage.mkdir()
 
+    def _check_stage(self) -> None:
+        if not self.stage.is_dir():
+            raise IncompleteRun(f"staging folder {self.stage} is gone (removed by another driver?);"
+                                " not publishing")
+
     def write_text(self, name: str, text: str) -> None:
-        atomic_write_text(self.stage / name, text)
+        self._check_stage()
+        atomic_write_text(self.stage / name, text, make_parents=False)
 
     def write_metrics(self, rows: Iterable[Mapping[str, object]]) -> None:
+        self._check_stage()
         frame = pd.DataFrame(list(rows), columns=COLUMNS)
         atomic_write_frame(frame.astype({"seed": "int64", "step": "int64", "value": "float64"}),
-                           self.stage / "metrics.parquet")
+                           self.stage / "metrics.parquet", make_parents=False)
 
     def publish(self, record: Mapping[str, object]) -> Path:
-        atomic_write_text(self.stage / "run.json", json.dumps(record, indent=2, default=str) + "\n")
-        if self.final.exists():  # an earlier failed/diverged attempt: replaced by this one
+        self._check_stage()
+        problem = missing_files(self.stage, str(record.get("status")))
+        if problem:
+            raise IncompleteRun(f"run {self.final.name} is {record.get('status')} but {problem}")
+        atomic_write_text(self.stage / "run.json", json.dumps(record, indent=2, default=str) + "\n",
+                          make_parents=False)
+        if self.final.exists():  # an earlier failed/diverged/damaged attempt: replaced by this one
             old = self.final.parent / f".{self.final.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(self.final, old)
             shutil.rmtree(old, ignore_errors=True)
@@ -121,7 +207,8 @@ class RunWriter:
 
 def record_status(results: Path, cell, status: Status, reason: str) -> None:
     """Publish a run.json without metrics for a cell that never ran to the end in a worker: an
-    incompatible (`skipped`) cell, or one whose worker process died (`failed`). Idempotent."""
+    incompatible (`skipped`) cell, or one whose worker process died or timed out (`failed`).
+    Idempotent."""
     previous = read_run(results, cell.run_id)
     if previous and previous.get("status") == status and previous.get("key") == cell.key \
             and previous.get("reason") == reason:
@@ -133,44 +220,12 @@ def record_status(results: Path, cell, status: Status, reason: str) -> None:
     writer.publish(record)
 
 
-def clean_staging(results: Path) -> int:
-    """Remove staging folders left by killed workers; returns how many were removed."""
+def clean_staging(results: Path, run_id: str = "") -> int:
+    """Remove staging folders left by killed workers (only `run_id`'s when given); returns how
+    many were removed. Call it only while holding the results folder's lock."""
     folder = runs_dir(results)
-    stale = [p for p in folder.glob(".*") if p.is_dir()] if folder.exists() else []
+    pattern = f".{run_id}.staging-*" if run_id else ".*"
+    stale = [p for p in folder.glob(pattern) if p.is_dir()] if folder.exists() else []
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     return len(stale)
-
-
-def collect(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rebuild `results.parquet`/`.csv` and `runs.parquet`/`.csv` from the run folders.
-
-    Returns (metrics, runs): one row per run, and the tidy metrics of every run with a metrics
-    file. When a config changed, the old run folder (other cache key, same task, model, objective
-    and seed) stays on disk; only the most recently finished one counts, the others are listed
-    with status `superseded` and their metrics are left out.
-    """
-    results = Path(results)
-    records, frames = [], []
-    folder = runs_dir(results)
-    for run in sorted(folder.iterdir()) if folder.exists() else []:
-        if run.name.startswith(".") or not (run / "run.json").exists():
-            continue
-        record = json.loads((run / "run.json").read_text())
-        row = {k: record.get(k) for k in RUN_FIELDS}
-        row["metric_directions"] = json.dumps(record.get("metric_directions") or {})
-        records.append(row)
-        if (run / "metrics.parquet").exists():
-            frames.append(pd.read_parquet(run / "metrics.parquet"))
-    runs = pd.DataFrame(records)
-    if not runs.empty:  # a changed config leaves the old run beside the new one: newest wins
-        order = runs.sort_values("finished", na_position="first", kind="stable")
-        stale = order.duplicated(["task", "model", "objective", "seed"], keep="last")
-        runs.loc[stale[stale].index, "status"] = str(Status.SUPERSEDED)
-        live = set(runs.loc[runs.status != Status.SUPERSEDED, "run_id"])
-        frames = [f for f in frames if f.empty or f["run_id"].iloc[0] in live]
-    metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-    for frame, name in ((metrics, "results"), (runs, "runs")):
-        atomic_write_frame(frame, results / f"{name}.parquet")
-        atomic_write_frame(frame, results / f"{name}.csv")
-    return metrics, runs

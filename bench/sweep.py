@@ -86,11 +86,11 @@ def _per_task(value: str | Mapping[str, str], task: str, what: str, sweep: Sweep
     for key in (task, task.split("_", 1)[0]):
         if key in value:
             return value[key]
-    raise ConfigError(f"{_line_of(sweep.source, what)}: bench.sweep.Sweep.{what} has no entry for "
+    raise ConfigError(f"{line_of(sweep.source, what)}: bench.sweep.Sweep.{what} has no entry for "
                       f"task {task!r} or its family (it has {sorted(value)})")
 
 
-def _line_of(path: str, text: str) -> str:
+def line_of(path: str, text: str) -> str:
     """'file, line N' of the first line of `path` containing `text` (else just the file)."""
     try:
         for num, line in enumerate(Path(path).read_text().splitlines(), start=1):
@@ -118,15 +118,15 @@ def check_sweep(sweep: Sweep) -> None:
     and every search space in AlgoPerf's vocabulary."""
     where = sweep.source
     if sweep.sampler not in SAMPLERS:
-        raise ConfigError(f"{_line_of(where, 'sampler')}: sampler {sweep.sampler!r}: expected one "
+        raise ConfigError(f"{line_of(where, 'sampler')}: sampler {sweep.sampler!r}: expected one "
                           f"of {', '.join(SAMPLERS)}")
     if sweep.iterate not in ITERATES:
-        raise ConfigError(f"{_line_of(where, 'iterate')}: iterate {sweep.iterate!r}: expected "
+        raise ConfigError(f"{line_of(where, 'iterate')}: iterate {sweep.iterate!r}: expected "
                           "'final' or 'best'")
     directions = [sweep.direction] if isinstance(sweep.direction, str) else sweep.direction.values()
     for direction in directions:
         if direction not in DIRECTIONS:
-            raise ConfigError(f"{_line_of(where, 'direction')}: direction {direction!r}: expected "
+            raise ConfigError(f"{line_of(where, 'direction')}: direction {direction!r}: expected "
                               "'min' or 'max'")
     if not sweep.metric:
         raise ConfigError(f"{where}: bench.sweep.Sweep.metric is not set (the selection metric)")
@@ -136,20 +136,20 @@ def check_sweep(sweep: Sweep) -> None:
         try:
             budget = sweep.budget(objective)
         except KeyError:
-            raise ConfigError(f"{_line_of(where, 'trials')}: trials has no entry for objective "
+            raise ConfigError(f"{line_of(where, 'trials')}: trials has no entry for objective "
                               f"{objective!r}") from None
         if budget < 1:
-            raise ConfigError(f"{_line_of(where, 'trials')}: objective {objective!r} has {budget} "
+            raise ConfigError(f"{line_of(where, 'trials')}: objective {objective!r} has {budget} "
                               "trials; a sweep needs at least 1")
         if not space:
-            raise ConfigError(f"{_line_of(where, repr(objective))}: objective {objective!r} has an "
+            raise ConfigError(f"{line_of(where, repr(objective))}: objective {objective!r} has an "
                               "empty search space")
         for key, spec in space.items():
-            _check_spec(key, spec, f"{_line_of(where, repr(key))}: {objective!r} axis {key!r}")
+            _check_spec(key, spec, f"{line_of(where, repr(key))}: {objective!r} axis {key!r}")
     smallest = min(sweep.budget(o) for o in sweep.spaces)
     for budget in sweep.budgets:
         if not (isinstance(budget, int) and 1 <= budget < smallest):
-            raise ConfigError(f"{_line_of(where, 'budgets')}: budget {budget!r}: expected an "
+            raise ConfigError(f"{line_of(where, 'budgets')}: budget {budget!r}: expected an "
                               f"integer from 1 to {smallest - 1} (below the number of trials)")
 
 
@@ -185,7 +185,7 @@ def check_budgets(sweep: Sweep, objectives: Sequence[str], allow_unequal: bool =
                           f"matrix (the sweep has {sorted(sweep.spaces)})")
     budgets = {o: sweep.budget(o) for o in objectives}
     if len(set(budgets.values())) > 1 and not allow_unequal:
-        raise ConfigError(f"{_line_of(sweep.source, 'trials')}: unequal tuning budgets {budgets}: "
+        raise ConfigError(f"{line_of(sweep.source, 'trials')}: unequal tuning budgets {budgets}: "
                           "a fair comparison gives every objective the same number of trials "
                           "(pass --allow-unequal-budgets to run it anyway)")
 

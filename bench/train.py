@@ -106,8 +106,9 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
     scheduler = exp.scheduler(optimizer)
     order_rng = torch.Generator().manual_seed(seed)
     step, step_times = 0, []
-    for epoch in tqdm(range(exp.epochs), desc=rec.ident["run_id"][:40], unit="epoch",
-                      leave=False, disable=not progress):
+    label = "{task} {model} {objective} s{seed}".format(**rec.ident)  # what tells cells apart
+    for epoch in tqdm(range(exp.epochs), desc=label, unit="epoch", leave=False,
+                      disable=not progress):
         model.train()
         sums: dict[str, float] = defaultdict(float)
         count = 0

@@ -27,16 +27,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from bench.cell import Cell
 from bench.config import ConfigError, resolve
 from bench.matrix import Matrix, expand_cells, load_matrix
+from bench.result_tables import collect
 from bench.select import select, selected_path, trial_scores
-from bench.store import atomic_write_text, clean_staging, collect, is_done, record_status
+from bench.store import atomic_write_text, clean_staging, is_done, record_status
 from bench.sweep import (
     EVAL_SPLIT,
     Sweep,
     binding_text,
     check_budgets,
+    line_of,
     load_sweep,
     sample_params,
     tpe_params,
@@ -76,16 +80,21 @@ def _entry(part: Matrix, task: str, model: str, objective: str, trial: int,
 
 
 def trial_cells(part: Matrix, task: str, model: str, objective: str, trial: int,
-                params: dict[str, Any], out: Path, device: str) -> list[Cell]:
-    """The cells of one trial (one per tuning seed), validation only."""
+                params: dict[str, Any], out: Path, device: str, source: str = "") -> list[Cell]:
+    """The cells of one trial (one per tuning seed), validation only. A search-space key that is
+    not a valid binding is reported at its line of the sweep file `source`."""
     narrow = replace(part, tasks=[task], models=[model], objectives=[objective])
     bindings = [binding_text(k, v) for k, v in sorted(params.items())]
     bindings.append(binding_text(EVAL_SPLIT, "val"))
     try:
         cells = expand_cells(narrow, out / f"trials/t{trial:03d}", (), bindings, device)
     except ConfigError as err:
-        raise ConfigError(f"trial {trial} of objective {objective!r} (params {params}): {err}") \
-            from None
+        bad = next((k for k in params if k in str(err)), None)
+        where = line_of(source, repr(bad)) if bad and source else source or "sweep"
+        lines = str(err).splitlines()
+        hint = "".join(f"; {line.strip()}" for line in lines[1:] if "did you mean" in line)
+        raise ConfigError(f"{where}: objective {objective!r}, trial {trial}, task {task!r}: "
+                          f"{lines[0]}{hint}") from None
     return [replace(c, eval_split="val") for c in cells]
 
 
@@ -129,7 +138,8 @@ def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.
     for part, task, model, objective in _combos(parts):
         name = Path(objective).stem
         for trial, params in enumerate(points[name]):
-            made = trial_cells(part, task, model, objective, trial, params, out, args.device)
+            made = trial_cells(part, task, model, objective, trial, params, out, args.device,
+                               sweep.source)
             cells += made
             manifest.append(_entry(part, task, model, objective, trial, params, made))
     if args.dry_run:
@@ -160,7 +170,8 @@ def _tune_sequential(parts: Sequence[Matrix], sweep: Sweep, out: Path,
             else:
                 params = tpe_params(sweep, name, _history(scores, key), _direction(sweep, task),
                                     trial)
-            made = trial_cells(part, task, model, objective, trial, params, out, args.device)
+            made = trial_cells(part, task, model, objective, trial, params, out, args.device,
+                               sweep.source)
             cells += made
             if key not in decided:
                 decided[key] = _entry(part, task, model, objective, trial, params, made)
@@ -244,15 +255,30 @@ def main(args: argparse.Namespace) -> int:
 
         print(estimate(parts, sweep, args.estimate, args.jobs).to_string())
         return 0
-    if not args.dry_run:
-        out.mkdir(parents=True, exist_ok=True)
+    if args.dry_run:
+        return _phases(parts, sweep, out, args)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / ".tune.lock"))  # one driver per tuning folder (staging clean-up)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"another `bench tune` is writing to {out}; waiting for it to finish",
+              file=sys.stderr)
+        lock.acquire()
+    try:
+        return _phases(parts, sweep, out, args)
+    finally:
+        lock.release()
+
+
+def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace) -> int:
     status = 0
     begin = time.time()
     if args.phase in ("tune", "all"):
         status |= phase_tune(parts, sweep, out, args)
         if args.dry_run:
             return status
-    if args.phase in ("select", "all"):
+    if args.phase in ("select", "all") and not args.dry_run:  # a dry run writes nothing
         chosen = select(out, sweep)
         print(f"selected {len(chosen)} configs -> {out / 'selected'}")
     if args.phase in ("final", "all"):

@@ -77,3 +77,15 @@ def write_matrix(folder: Path, objectives: list[str], seeds: list[int] = (0,),
 def run_records(results: Path) -> dict[str, dict]:
     """Every run.json under `results/runs`, by run folder name."""
     return {p.parent.name: json.loads(p.read_text()) for p in (results / "runs").glob("*/run.json")}
+
+
+def write_plugin(plugin_dir: Path, module: str, source: str,
+                 bodies: dict[str, str]) -> dict[str, Path]:
+    """Write the user module `<module>.py` (`source`) into `plugin_dir` and one gin file per
+    entry of `bodies` (`import <module>` + the body); returns {name: gin file}."""
+    (plugin_dir / f"{module}.py").write_text(source)
+    files = {}
+    for name, body in bodies.items():
+        files[name] = plugin_dir / f"{name}.gin"
+        files[name].write_text(f"import {module}\n{body}\n")
+    return files

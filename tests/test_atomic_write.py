@@ -67,6 +67,9 @@ def test_atomic_writes_round_trip(tmp_path: Path) -> None:
 
 def test_a_crashed_publish_leaves_no_run_folder(tmp_path: Path, crash_on_rename) -> None:
     writer = store.RunWriter(tmp_path, "run-1")
+    for name in ("config.gin", "operative.gin"):  # a complete done run (written directly: the
+        (writer.stage / name).write_text("x = 1\n")  # fixture makes every os.replace crash)
+    pd.DataFrame(columns=store.COLUMNS).to_parquet(writer.stage / "metrics.parquet")
     with pytest.raises(Crash):
         writer.publish({"status": "done", "key": "k"})
     assert not (tmp_path / "runs" / "run-1").exists()

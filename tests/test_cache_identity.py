@@ -77,8 +77,6 @@ def test_cell_key_changes_with_an_extra_gin_file(tmp_path: Path) -> None:
     assert keys(tmp_path, gin_files=[one]) != keys(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: the key hashes the config text verbatim, "
-                   "comments and blank lines included; strict, so fixing it fails this marker")
 def test_cell_key_ignores_whitespace_and_comments(tmp_path: Path) -> None:
     plain = extra_file(tmp_path, "a.gin", f"{WEIGHT} = 0.5\n")
     styled = extra_file(tmp_path, "b.gin", f"# a comment\n\n{WEIGHT} = 0.5   \n\n")

@@ -45,8 +45,8 @@ def test_tasks_on_a_matrix_with_parts_keep_each_family_apart() -> None:
     assert parts[1].tasks == ["sequence_adding", "sequence_copy"]  # inputs untouched
     only = restrict_tasks(parts, ["tasks/sequence_copy.gin"], Path("m.gin"))
     assert len(only) == 1 and only[0].models == ["rnn", "gru"]
-    with pytest.raises(ConfigError, match=r"m.gin: --tasks homography_x: no part"):
-        restrict_tasks(parts, ["homography_x"], Path("m.gin"))
+    with pytest.raises(ConfigError, match=r"m.gin: --tasks homography_synthetic_same: no part"):
+        restrict_tasks(parts, ["homography_synthetic_same"], Path("m.gin"))
 
 
 def test_progress_label_shows_objective_and_seed() -> None:
@@ -64,3 +64,11 @@ def test_run_options_have_help_texts() -> None:
     assert "sequential" in helps["executor"] and "local" in helps["executor"]
     assert "cuda:N" in helps["device"]
     assert "progress" in helps["no_progress"]
+
+
+def test_report_on_a_folder_without_tables_is_a_clear_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path}/runs.parquet: no runs table" in err
+    assert not (tmp_path / "report").exists() and not (tmp_path / "results.parquet").exists()

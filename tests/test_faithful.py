@@ -241,3 +241,30 @@ def test_prise_preset_reproduces_a_hand_computed_hinge(option: str) -> None:
     torch.testing.assert_close(result.hinge, expected.sum(-1).mean(), atol=1e-6, rtol=0)
     total = 8.0 + 5.0 * expected.sum(-1).mean()  # beta = 5
     torch.testing.assert_close(result.total, total, atol=5e-6, rtol=0)
+
+
+# --- done-when: the presets in the smoke matrix ---------------------------------------------------
+def test_presets_run_in_the_smoke_matrix_where_they_apply_and_skip_with_a_reason(
+        tmp_path) -> None:
+    from bench.matrix import expand_cells, load_matrix
+
+    presets = ["dlc_prise", "dlc_authors_generic", "dlc_prnet_demo", "dlc_prnet_demo_ft"]
+    cells = []
+    for part in load_matrix(GIN_ROOT / "matrices" / "smoke.gin"):
+        part.objectives = presets
+        cells += expand_cells(part, tmp_path)
+    runs = {(c.task, c.model, c.objective) for c in cells if not c.skip_reason}
+    assert runs == {
+        ("homography_synthetic_thermal", "deeplk", "dlc_prise"),
+        ("homography_synthetic_thermal", "dhn", "dlc_prise"),
+        ("sequence_copy", "gru", "dlc_authors_generic"),
+        ("sequence_digits", "gru", "dlc_authors_generic"),
+        ("registration_synthetic_dcp", "dcp", "dlc_prnet_demo"),
+        ("registration_synthetic_dcp", "dcp", "dlc_prnet_demo_ft"),
+        ("registration_synthetic_dcp", "dcp", "plain"),  # the fine-tuning parent, added
+    }
+    reasons = {c.objective: c.skip_reason for c in cells
+               if c.skip_reason and c.model in ("conv1d", "gru", "deeplk", "dcp")}
+    assert "PRISE perturbs a homography label" in reasons["dlc_prise"]
+    assert "cross-entropy on one-hot class labels" in reasons["dlc_authors_generic"]
+    assert "rigid-transform label" in reasons["dlc_prnet_demo"]

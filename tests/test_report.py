@@ -15,9 +15,9 @@ import pytest
 from bench import stats
 from bench.report import write_report
 from bench.report.figures import KNOWN_STYLES, style
-from bench.report.index import MixedCommitsWarning
 from bench.report.tables import format_interval, format_mean_std, natural_key, seeds_text
-from bench.store import RunWriter, collect
+from bench.result_tables import collect
+from bench.store import RunWriter
 
 DIRECTIONS = {"distance": "min", "success@0.5": "max", "success@1": "max", "success@2": "max",
               "success@10": "max", "violation_rate": "min", "accuracy": "max",
@@ -33,6 +33,9 @@ def _publish(folder: Path, ident: dict, rows: list[dict], sha: str = "a" * 40,
     writer = RunWriter(folder, ident["run_id"])
     if rows:
         writer.write_metrics(rows)
+    if status == "done":  # a done run folder is complete
+        for name in ("config.gin", "operative.gin"):
+            writer.write_text(name, "# fake\n")
     writer.publish({**ident, "status": status, "reason": reason, "device": "cpu", "scale": "smoke",
                     "wall_time_s": 1.0, "step_time_s": 0.01, "cpu": "test-cpu", "git_sha": sha,
                     "finished": "2026-01-01T00:00:00",
@@ -56,6 +59,10 @@ def _alignment_rows(ident: dict, good: bool, seed: int, model: str, rng) -> list
         for name, value in (("train_loss", 5.0 / (epoch + 1)), ("train_original", 1 / (epoch + 1)),
                             ("train_hinge", 4.0 / (epoch + 1))):
             rows.append({**ident, "phase": "train", "step": epoch, "metric": name, "value": value})
+        if ident["objective"] == "dlc":  # dominated by the hinge on alignment1d_b only
+            ratio = 20.0 - epoch if ident["task"] == "alignment1d_b" else 4.0 / (epoch + 1)
+            rows.append({**ident, "phase": "train", "step": epoch,
+                         "metric": "train_weighted_hinge_ratio", "value": ratio})
     rows.append({**ident, "phase": "landscape", "step": 0, "metric": "violation_rate",
                  "value": VIOLATION[(model, ident["objective"])] + 0.01 * seed})
     for i, t in enumerate(np.linspace(-1, 1, 5)):
@@ -112,8 +119,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = write_report(folder)
-    out.joinpath("warnings.txt").write_text("\n".join(str(w.message) for w in caught
-                                                      if w.category is MixedCommitsWarning))
+    out.joinpath("warnings.txt").write_text("\n".join(f"{w.category.__name__}: {w.message}"
+                                                      for w in caught))
     return out
 
 
@@ -195,7 +202,8 @@ def test_captions_state_scale_seeds_interval_and_definitions(report: Path) -> No
     for needle in ("smoke scale", "3 seeds", "std with ddof=1", "distance: distance"):
         assert needle in caption.replace(r"\_", "_"), needle
     diff = _find(report, "alignment1d_vs_plain", "distance", ".tex").read_text()
-    assert "95" in diff and "bootstrap CI" in diff
+    assert "95" in diff and "Student-t confidence interval" in diff and "Holm" in diff
+    assert "With 3 pairs the smallest possible p is 0.25" in diff
     assert seeds_text([1]) == "1 seed" and seeds_text([3]) == "3 seeds"
     assert seeds_text([2, 3]) == "2–3 seeds"
 
@@ -276,8 +284,18 @@ def test_same_objective_same_colour_in_reports_with_different_objectives(
 
 
 def test_mixed_commits_warn_and_are_listed(report: Path) -> None:
+    assert "MixedCommitsWarning: " in (report / "warnings.txt").read_text()
     assert "2 commits" in (report / "warnings.txt").read_text()
     assert "warning: the runs come from 2 commits" in (report / "index.md").read_text()
+
+
+def test_hinge_dominated_runs_are_flagged_once_each(report: Path) -> None:
+    caught = (report / "warnings.txt").read_text().splitlines()
+    flagged = sorted(line.split(": ")[1] for line in caught if "HingeDominated" in line)
+    assert flagged == [f"alignment1d_b-conv1d-dlc-s{seed}" for seed in range(3)]
+    assert "smallest ratio 18" in (report / "index.md").read_text()  # 20, 19, 18 over epochs
+    summary = pd.read_csv(report / "tables" / "hinge_diagnostics.csv")
+    assert len(summary) == 9  # every dlc run: 2 models on alignment1d_a, 1 on alignment1d_b
 
 
 def test_report_writes_only_into_its_folder(report: Path) -> None:
@@ -306,15 +324,35 @@ def test_paired_difference_and_bootstrap_are_the_shared_definitions(report: Path
     diffs = pd.read_csv(_find(report, "alignment1d_vs_plain", "distance", ".csv"))
     row = diffs[(diffs.task == "alignment1d_a") & (diffs.model == "conv1d")
                 & (diffs.metric == "distance")].iloc[0]
-    assert row["diff"] < 0 and row.hi < 0 and row.verdict == "better" and row.n == 3
+    assert row["diff"] < 0 and row.hi < 0 and row.n == 3 and row.interval == "t"
+    assert row.verdict == "no evidence" and row.p == pytest.approx(0.25)  # 3 pairs: p >= 2/2^3
     row = diffs[(diffs.task == "alignment1d_b") & (diffs.metric == "distance")].iloc[0]
-    assert row["diff"] > 0 and row.lo > 0 and row.verdict == "worse"
+    assert row["diff"] > 0 and row.lo > 0 and row.verdict == "no evidence"
     assert stats.bootstrap_ci([1.0, 2.0, 3.0]) == stats.bootstrap_ci([1.0, 2.0, 3.0])
     lo, hi = stats.bootstrap_ci([1.0, 2.0, 3.0, 4.0])
     assert 1.0 <= lo < 2.5 < hi <= 4.0
     mean, std, n = stats.mean_std([1.0, 2.0, 3.0])
     assert (mean, n) == (2.0, 3) and std == pytest.approx(1.0)  # ddof=1
     assert stats.median_iqr([1.0, 2.0, 3.0, 4.0]) == (2.5, 1.75, 3.25)
+
+
+def test_difference_verdicts_with_enough_seeds() -> None:
+    from bench.report.tables import difference_table, render
+
+    rows = []
+    for seed in range(12):
+        for objective, shift in (("plain", 0.0), ("dlc", -1.0)):
+            for metric in ("distance", "mystery"):
+                rows.append(dict(task="t_a", model="m", objective=objective, seed=seed,
+                                 metric=metric, value=5.0 + shift + 0.01 * ((seed * 7) % 5)))
+    diffs = difference_table(pd.DataFrame(rows), "plain", {"distance": "min"}).set_index("metric")
+    assert diffs.loc["distance", "diff"] == pytest.approx(-1.0)
+    assert diffs.loc["distance", "p"] == pytest.approx(2 / 2 ** 12)  # every pair agrees
+    assert diffs.loc["distance", "verdict"] == "better" and diffs.loc["distance", "interval"] \
+        == "degenerate"  # identical differences: the interval is the point
+    assert diffs.loc["mystery", "verdict"] == "—"  # no declared direction: no verdict
+    text = render(diffs.reset_index(), ["distance", "mystery"], {"distance": "min"})
+    assert text.iloc[0, 3].startswith("**-1") and not text.iloc[0, 4].startswith("**")
 
 
 def test_performance_profile_on_known_costs() -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from bench.schema import COLUMNS
-from tests.conftest import REPO, bench_cli, run_records, write_matrix
+from tests.conftest import REPO, bench_cli, run_records, write_matrix, write_plugin
 
 
 def test_end_to_end_store_layout_and_resume(tmp_path: Path) -> None:
@@ -49,11 +49,11 @@ def test_end_to_end_store_layout_and_resume(tmp_path: Path) -> None:
     assert (results / "results.csv").exists() and (results / "runs.csv").exists()
 
     assert bench_cli("report", str(results), "--format", "md,tex,csv") == 0
-    final = (results / "report" / "tables" / "alignment1d_final.md").read_text()
-    assert "| plain " in final and "| dlc " in final and "1/1 done" in final
-    assert (results / "report" / "tables" / "alignment1d_final.tex").stat().st_size > 0
+    final = (results / "report" / "tables" / "alignment1d_final_error_success.md").read_text()
+    assert "| plain " in final and "| dlc " in final and "distance ↓" in final
+    assert (results / "report" / "tables" / "alignment1d_final_error_success.tex").stat().st_size
     index = (results / "report" / "index.md").read_text()
-    assert "figures/alignment1d_nonlinear_test_iter_distance.png" in index
+    assert "figures/alignment1d_nonlinear__conv1d_test_iter_distance.png" in index
 
     stamps = {r: (results / "runs" / r / "run.json").stat().st_mtime_ns for r in records}
     assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress") == 0
@@ -135,18 +135,13 @@ class Crash(Objective):
 
 
 def _plugin_files(plugin_dir: Path) -> dict[str, Path]:
-    (plugin_dir / "my_plugin.py").write_text(PLUGIN)
-    files = {}
-    for name, body in {
+    return write_plugin(plugin_dir, "my_plugin", PLUGIN, {
         "nan": "bench.run.Experiment.objective = @my_plugin.NanAfter()\nmy_plugin.NanAfter.at = 1",
         "boom": "bench.run.Experiment.objective = @my_plugin.Boom()",
         "doubled": "bench.run.Experiment.objective = @my_plugin.DoubledPlain()",
         "other_model": "bench.run.Experiment.model = @my_plugin.OtherFamilyModel()",
         "crash": "bench.run.Experiment.objective = @my_plugin.Crash()",
-    }.items():
-        files[name] = plugin_dir / f"{name}.gin"
-        files[name].write_text(f"import my_plugin\n{body}\n")
-    return files
+    })
 
 
 def test_diverged_failed_and_user_objective(tmp_path: Path, plugin_dir: Path,
@@ -223,6 +218,7 @@ def test_kill_minus_nine_then_rerun_loses_and_duplicates_nothing(tmp_path: Path)
     assert table["run_id"].nunique() == 6
 
 
+@pytest.mark.slow  # a second driver process / a cluster executor's start-up
 def test_one_driver_at_a_time_per_results_folder(tmp_path: Path) -> None:
     from filelock import FileLock
 
@@ -260,7 +256,6 @@ def test_local_executor_matches_sequential(tmp_path: Path) -> None:
     assert len(pids) == 2 and os.getpid() not in pids  # one fresh process per cell
 
 
-@pytest.mark.slow  # ~24 s: spawned workers, one of which dies
 def test_a_dying_worker_fails_only_its_own_cell(tmp_path: Path, plugin_dir: Path) -> None:
     files = _plugin_files(plugin_dir)
     matrix = write_matrix(tmp_path, ["plain", str(files["crash"]), "margin"])
@@ -274,6 +269,7 @@ def test_a_dying_worker_fails_only_its_own_cell(tmp_path: Path, plugin_dir: Path
     assert "worker process died" in by_objective["crash"]["reason"]
 
 
+@pytest.mark.slow  # a second driver process / a cluster executor's start-up
 def test_submitit_local_executor(tmp_path: Path) -> None:
     import submitit  # noqa: F401 - a dev dependency (pyproject `dev` extra): never skipped
     matrix = write_matrix(tmp_path, ["plain"])
@@ -298,6 +294,7 @@ def test_cli_axis_overrides_and_list(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert record["run_id"] in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a second driver process / a cluster executor's start-up
 def test_ray_executor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ray  # noqa: F401 - a dev dependency (pyproject `dev` extra): never skipped
     monkeypatch.setenv("HOME", str(tmp_path))  # ray writes ~/.ray (auth token) on first init

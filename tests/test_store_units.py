@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from bench import store
+from bench import result_tables, store
 from bench.matrix import load_matrix
 
 ROW = {"run_id": "r1", "task": "t", "model": "m", "objective": "o", "seed": 0, "phase": "test",
@@ -21,6 +21,9 @@ def publish(results: Path, run_id: str, finished: str, status: str = "done",
             rows: list[dict] | None = None, seed: int = 0, key: str = "k") -> Path:
     writer = store.RunWriter(results, run_id)
     writer.write_text("config.gin", "a = 1\n")
+    if status == "done":  # a done run folder is complete (publish checks it)
+        writer.write_text("operative.gin", "a = 1\n")
+        rows = rows or []
     if rows is not None:
         writer.write_metrics(rows)
     return writer.publish({"run_id": run_id, "task": "t", "model": "m", "objective": "o",
@@ -32,7 +35,7 @@ def test_run_writer_publishes_a_complete_folder(tmp_path: Path) -> None:
     folder = publish(tmp_path, "r1", "2026-01-01", rows=[ROW])
     assert folder == tmp_path / "runs" / "r1"
     assert sorted(p.name for p in folder.iterdir()) == ["config.gin", "metrics.parquet",
-                                                       "run.json"]
+                                                       "operative.gin", "run.json"]
     assert (folder / "config.gin").read_text() == "a = 1\n"
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "done" and record["key"] == "k"
@@ -47,7 +50,7 @@ def test_republishing_replaces_the_old_attempt(tmp_path: Path) -> None:
     publish(tmp_path, "r1", "2026-01-01", status="failed", rows=[ROW])
     folder = publish(tmp_path, "r1", "2026-01-02")
     assert store.read_run(tmp_path, "r1")["status"] == "done"
-    assert not (folder / "metrics.parquet").exists()  # nothing of the old attempt remains
+    assert pd.read_parquet(folder / "metrics.parquet").empty  # nothing of the old attempt
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["r1"]
 
 
@@ -83,12 +86,12 @@ def test_collect_keeps_the_newest_run_of_a_cell(tmp_path: Path) -> None:
     publish(tmp_path, "old", "2026-01-01T00:00", rows=old_rows)
     publish(tmp_path, "new", "2026-01-02T00:00", rows=new_rows, key="k2")
     publish(tmp_path, "other", "2026-01-01T00:00", rows=other, seed=1)
-    (tmp_path / "runs" / "empty").mkdir()  # a folder without run.json is not a run
-    metrics, runs = store.collect(tmp_path)
+    (tmp_path / "runs" / "empty").mkdir()  # a folder without run.json: listed as damaged
+    metrics, runs = result_tables.collect(tmp_path)
     status = dict(zip(runs.run_id, runs.status))
-    assert status == {"new": "done", "old": "superseded", "other": "done"}
+    assert status == {"new": "done", "old": "superseded", "other": "done", "empty": "damaged"}
     assert sorted(metrics["value"]) == [2.0, 3.0]
-    assert json.loads(runs.metric_directions.iloc[0]) == {"loss": "min"}
+    assert json.loads(runs.set_index("run_id").loc["new", "metric_directions"]) == {"loss": "min"}
     for name in ("results", "runs"):
         assert (tmp_path / f"{name}.parquet").is_file() and (tmp_path / f"{name}.csv").is_file()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "results.parquet"), metrics)
@@ -96,7 +99,7 @@ def test_collect_keeps_the_newest_run_of_a_cell(tmp_path: Path) -> None:
 
 
 def test_collect_of_an_empty_folder(tmp_path: Path) -> None:
-    metrics, runs = store.collect(tmp_path)
+    metrics, runs = result_tables.collect(tmp_path)
     assert metrics.empty and list(metrics.columns) == store.COLUMNS and runs.empty
 
 

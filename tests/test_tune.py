@@ -36,12 +36,14 @@ bench.sweep.Sweep:
     direction = 'min'
     final_seeds = [100, 101]
     budgets = {budgets}
+    sampler = '{sampler}'
 """
 
 
-def write_tuning(folder: Path, trials="2", budgets="[1]") -> Path:
+def write_tuning(folder: Path, trials="2", budgets="[1]", sampler="halton") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sweep.gin").write_text(SWEEP.format(trials=trials, budgets=budgets))
+    (folder / "sweep.gin").write_text(SWEEP.format(trials=trials, budgets=budgets,
+                                                   sampler=sampler))
     bindings = ",\n        ".join(repr(b) for b in SIZES)
     matrix = folder / "matrix.gin"
     matrix.write_text(
@@ -118,7 +120,7 @@ def test_final_phase_runs_fresh_seeds_on_test_and_reports(tuned) -> None:
         assert needle in index
     figures = {p.name for p in (out / "report" / "figures").iterdir()}
     assert {"sensitivity-alignment1d_nonlinear-conv1d.png",
-            "budget-alignment1d_nonlinear-conv1d.png"} <= figures
+            "budget-alignment1d_nonlinear-conv1d.png", "profile.png"} <= figures
     table = pd.read_csv(out / "report" / "comparisons.csv")
     assert table["verdict"].iloc[0] in ("better", "worse", "no evidence")
     assert table["n"].iloc[0] == 2
@@ -157,3 +159,43 @@ def test_killed_tune_resumes_without_rerunning_finished_trials(tmp_path: Path) -
         assert path.stat().st_mtime_ns == stamp
     records = [json.loads(p.read_text()) for p in out.glob("trials/*/runs/*/run.json")]
     assert len(records) == 6 and all(r["status"] == "done" for r in records)
+
+
+def test_tpe_trials_are_decided_once_and_reused_on_resume(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    matrix = write_tuning(tmp_path, budgets="[]", sampler="tpe")
+    out = tmp_path / "out"
+    assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "tune") == 0
+    first = json.loads((out / "trials.json").read_text())
+    assert sorted((e["objective"], e["trial"]) for e in first) == [
+        ("dlc", 0), ("dlc", 1), ("plain", 0), ("plain", 1)]
+    for entry in first:
+        assert 1e-3 <= entry["params"]["bench.run.Experiment.lr"] <= 1e-2
+    capsys.readouterr()
+    assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "tune") == 0
+    assert "0 to run" in capsys.readouterr().out
+    assert json.loads((out / "trials.json").read_text()) == first
+
+
+def test_a_misspelt_search_space_key_names_its_sweep_line(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    matrix = write_tuning(tmp_path)
+    sweep = tmp_path / "sweep.gin"
+    sweep.write_text(sweep.read_text().replace("DLC.weight", "DLC.wieght"))
+    assert bench_cli("tune", str(matrix), "--out", str(tmp_path / "o"), "--dry-run") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{sweep}, line 6: objective 'dlc'" in err and "did you mean" in err
+
+
+def test_shipped_tuning_matrices_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # `bench tune smoke`: 2 trials x (9 task-model pairs x 2 objectives), ICP + DLC skipped
+    assert bench_cli("tune", "smoke", "--out", str(tmp_path / "smoke"), "--dry-run") == 0
+    assert "36 cells, 34 to run" in capsys.readouterr().out
+    # the cpu comparison: equal trial counts per objective, an estimate for every cell
+    assert bench_cli("tune", "cpu_tuned", "--estimate", str(REPO / "results" / "cpu"),
+                     "--jobs", "2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[1:] if "TOTAL" not in line]
+    assert rows and {row[4] for row in rows} == {"8"} and {row[5] for row in rows} == {"10"}
+    assert "never" not in "\n".join(lines)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.metadata import family_of
+from bench.result_tables import read_tables
 from bench.store import COLUMNS
 
 FINAL_PHASES = ("test", "landscape")
@@ -25,12 +26,15 @@ class ReportInputError(ValueError):
 
 
 def load_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(metrics, runs) from `results/results.parquet` and `results/runs.parquet`.
+    """(metrics, runs) from `results/results.parquet` and `results/runs.parquet`, merged with the
+    run folders under `results/runs` when there are any (a damaged folder is listed `damaged`).
 
     Raises ReportInputError naming the missing file when a folder has neither table.
     """
     results = Path(results)
     metrics_path, runs_path = results / "results.parquet", results / "runs.parquet"
+    if (results / "runs").is_dir():  # run folders here: their current state, damaged ones named
+        return read_tables(results)  # (merged with the tables; reads only)
     if not runs_path.exists():
         raise ReportInputError(
             f"{runs_path}: no runs table; `python -m bench run` writes it when a matrix ends")

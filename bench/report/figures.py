@@ -111,11 +111,11 @@ def _save(fig, data: pd.DataFrame, path: Path) -> list[Path]:
                   for o, ref in zip(data["objective"], data.get("reference", [None] * len(data)))]
         data = data.assign(colour=styles, marker=[style(o)[1] for o in data["objective"]])
     written = []
-    for suffix in (".png", ".pdf"):
-        fig.savefig(path.with_suffix(suffix), dpi=150, bbox_inches="tight")
+    for suffix, metadata in ((".png", {}), (".pdf", {"CreationDate": None})):  # reproducible
+        fig.savefig(path.with_suffix(suffix), dpi=150, bbox_inches="tight", metadata=metadata)
         written.append(path.with_suffix(suffix))
     _plt().close(fig)
-    data.to_csv(path.with_suffix(".csv"), index=False)
+    data.to_csv(path.with_suffix(".csv"), index=False, float_format="%.12g")
     return [*written, path.with_suffix(".csv")]
 
 

@@ -32,11 +32,15 @@ from bench.report.data import (
     with_family,
 )
 from bench.report.metadata import MAX_INTERVAL_COLUMNS, MAX_METRIC_COLUMNS, REFERENCE_MODELS
-from bench.store import atomic_write_text
+from bench.store import atomic_write_frame, atomic_write_text
 
 
 class MixedCommitsWarning(UserWarning):
     """The runs of one results folder come from several git commits."""
+
+
+class HingeDominatedWarning(UserWarning):
+    """A DLC-type run trained on its hinge rather than its task (`bench.diagnostics`)."""
 
 
 def provenance(runs: pd.DataFrame) -> list[str]:
@@ -87,10 +91,12 @@ def cell_notes(runs: pd.DataFrame) -> list[str]:
 
 
 def _family_caption(family: str, scale: str, seeds: str, metrics: Sequence[str],
-                    interval: bool, baseline: str) -> str:
+                    interval: str, baseline: str) -> str:
+    """`interval`: '' for the final-metrics table, else how the CIs were computed."""
     head = (f"{family}, {scale} scale: paired difference objective − {baseline} on the same "
-            f"seeds ({seeds}), mean and 95% percentile-bootstrap CI (2000 resamples); bold where "
-            "the CI excludes 0 in the better direction." if interval else
+            f"seeds ({seeds}), mean and 95% {interval} confidence interval of the mean "
+            "difference; bold: better than the baseline at p < 0.05 (exact sign-flip test, Holm "
+            f"correction across the comparisons of the {family} family)." if interval else
             f"{family}, {scale} scale: final test metrics, mean ± std over {seeds} (std with "
             "ddof=1); bold: the best mean per task, only for metrics that declare a direction "
             "(↑/↓) and never for constant baselines.")
@@ -122,7 +128,10 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
         groups = tables.column_groups(sorted(frame.metric.unique()), width)
         for k, (group, members) in enumerate(groups):
             caption = _family_caption(family, scale or "unknown", seeds, members,
-                                      kind != "final", baseline)
+                                      "" if kind == "final" else tables.interval_text(frame),
+                                      baseline)
+            if kind != "final":
+                caption += tables.power_note(frame)
             stem = folder / f"{family}_{kind}_{group.replace('+', '_')}"
             table_notes = notes if kind == "final" and k == 0 else []
             rows = frame[frame.metric.isin(members)]
@@ -132,7 +141,9 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
             written += tables.write_table(markdown, latex, rows, stem, formats,
                                           tables.latex_text(caption + f" Tasks are named without the prefix {family}_."), label,
                                           table_notes)
-            lines += [f"**{group}.** {caption}", "", tables.to_markdown(markdown), ""]
+            title = ("Final metrics" if kind == "final" else f"Difference to {baseline}")
+            lines += [f"**{title}: {group.replace('+', ', ')}.** {caption}", "",
+                      tables.to_markdown(markdown), ""]
             lines += [f"- {n}" for n in table_notes] + ([""] if table_notes else [])
     return written, lines
 
@@ -165,7 +176,7 @@ def write_report(results: Path, out: Path | None = None, formats: Sequence[str] 
         return out
     if "tex" in formats:
         atomic_write_text(out / "tables" / "preamble.tex", tables.PREAMBLE)
-        lines += ["LaTeX: `\\input{tables/preamble}` in the preamble (booktabs, graphicx, "
+        lines += ["LaTeX: `\\input{tables/preamble}` in the preamble (booktabs, adjustbox, "
                   "amssymb), then `\\input{tables/<name>}` per table.", ""]
     metrics, legacy_gap = drop_legacy_gap(metrics)
     metrics, runs = with_family(metrics, runs), with_family(runs, runs)
@@ -182,6 +193,7 @@ def write_report(results: Path, out: Path | None = None, formats: Sequence[str] 
         for task in sorted(metrics.task[metrics.family == family].unique()):
             lines += _task_figures(task, metrics[metrics.task == task], out / "figures")
     lines += _across_tasks(values, out)
+    lines += _hinge_section(metrics, out, formats)
     atomic_write_text(out / "index.md", "\n".join(lines) + "\n")
     return out
 
@@ -197,6 +209,29 @@ def _task_figures(task: str, task_metrics: pd.DataFrame, folder: Path) -> list[s
         lines += [f"### {task} · {model}", ""]
         lines += [f"![{p.stem}](figures/{p.name})" for p in made if p.suffix == ".png"] + [""]
     return lines
+
+
+def _hinge_section(metrics: pd.DataFrame, out: Path, formats: Sequence[str]) -> list[str]:
+    """Final-epoch hinge diagnostics of DLC-type runs, and one warning per run whose weighted
+    hinge exceeded 10x its base term at every epoch; [] for runs that logged none."""
+    from bench.diagnostics import hinge_dominated, hinge_summary
+
+    summary = hinge_summary(metrics)
+    if summary.empty:
+        return []
+    table = tables.to_markdown(summary.round(4))
+    atomic_write_text(out / "tables" / "hinge_diagnostics.md", table + "\n")
+    if "csv" in formats:
+        atomic_write_frame(summary, out / "tables" / "hinge_diagnostics.csv")
+    lines = ["## Hinge diagnostics", "", "Final epoch of each DLC-type run: hinge / base term "
+             "(unweighted and weighted), share of active hinges per term, λ, μ.", "", table, ""]
+    for row in hinge_dominated(metrics).itertuples(index=False):
+        text = (f"{row.run_id}: the weighted hinge exceeded 10x the base term at every epoch "
+                f"(smallest ratio {row.min_weighted_ratio:.3g}): it trained on the hinge, not on "
+                "the task")
+        warnings.warn(text, HingeDominatedWarning, stacklevel=3)
+        lines.append(f"- **warning:** {text}")
+    return lines + [""]
 
 
 def _across_tasks(values: pd.DataFrame, out: Path) -> list[str]:

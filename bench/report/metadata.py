@@ -54,6 +54,7 @@ UNITS: dict[tuple[str, ...] | str, str] = {
     "recall_accuracy": "%",
     "violation_rate": "share of rays",
     "spurious_minimum": "%",
+    "optimality_gap": "h above the lowest known h",
     "iteration": "solver iterations",
     "epoch": "epochs",
 }

@@ -69,6 +69,8 @@ def format_mean_std(mean: float, std: float, n: int, latex: bool = False) -> str
 
 def format_interval(diff: float, lo: float, hi: float, latex: bool = False) -> str:
     """`+d [lo, hi]` at the precision of the interval's width (2 significant digits)."""
+    if diff == lo == hi == 0:
+        return "+0 [+0, +0]"
     places = min(_decimals(max(abs(diff), 1e-12), 3), _decimals(max(hi - lo, 1e-12), 2))
     tiny = max(abs(diff), abs(lo), abs(hi)) < 1e-3  # all below the fixed-point range
 
@@ -127,29 +129,55 @@ def constant_baselines(summary: pd.DataFrame) -> pd.DataFrame:
 
 def difference_table(values: pd.DataFrame, baseline: str,
                      directions: dict[str, str]) -> pd.DataFrame:
-    """Paired difference objective − baseline per (task, model, objective, metric) with a 95%
-    bootstrap CI; only pairs over at least 2 seeds and never for constant baselines. `verdict` is
-    'better'/'worse' where the CI excludes 0 and the metric declares a direction, else 'n.s.'."""
+    """Paired difference objective − baseline per (task, model, objective, metric) over the seeds
+    both have (`stats.paired_test`: 95% t-interval below 10 pairs, BCa bootstrap from 10, exact
+    sign-flip p), only over at least 2 pairs and never for constant baselines. `verdict` comes
+    from `stats.add_verdicts` (Holm across the rows that have a direction): 'better'/'worse' at
+    corrected p < 0.05, else 'no evidence'; '—' for a metric without a declared direction."""
     rows = []
     values = values[~values.metric.map(is_constant_baseline)]
     for (task, model, metric), group in values.groupby(["task", "model", "metric"]):
         base = group[group["objective"] == baseline].set_index("seed")["value"]
         if base.empty:
             continue
+        direction = directions.get(metric)
         for objective, other in group[group["objective"] != baseline].groupby("objective"):
-            diff = stats.paired_difference(other.set_index("seed")["value"], base)
-            if diff["n"] < 2:
+            test = stats.paired_test(other.set_index("seed")["value"], base,
+                                     direction if direction in ("min", "max") else "min")
+            if test["n"] < 2:
                 continue
-            direction = directions.get(metric)
-            low_side, high_side = diff["hi"] < 0, diff["lo"] > 0
-            verdict = "n.s."
-            if direction == "min" and (low_side or high_side):
-                verdict = "better" if low_side else "worse"
-            elif direction == "max" and (low_side or high_side):
-                verdict = "better" if high_side else "worse"
-            rows.append(dict(task=task, model=model, objective=objective, metric=metric, **diff,
-                             verdict=verdict))
-    return pd.DataFrame(rows, columns=[*KEYS, "metric", "diff", "lo", "hi", "n", "verdict"])
+            rows.append(dict(task=task, model=model, objective=objective, metric=metric,
+                             diff=test["diff"], lo=test["lo"], hi=test["hi"], n=test["n"],
+                             p=test["p"], interval=test["interval"],
+                             direction=direction if direction in ("min", "max") else None))
+    frame = pd.DataFrame(rows, columns=[*KEYS, "metric", "diff", "lo", "hi", "n", "p",
+                                        "interval", "direction"])
+    judged = frame[frame["direction"].notna()]
+    out = frame.assign(p_holm=np.nan, verdict="—")
+    if len(judged):
+        verdicts = stats.add_verdicts(judged)
+        out.loc[verdicts.index, ["p_holm", "verdict"]] = verdicts[["p_holm", "verdict"]]
+    return out
+
+
+def interval_text(diffs: pd.DataFrame) -> str:
+    """How the intervals of a difference table were computed, for its caption."""
+    methods = set(diffs["interval"]) - {"degenerate", "none"}
+    names = {"t": "Student-t", "BCa": "BCa bootstrap (2000 resamples, seed 0)"}
+    return " / ".join(names.get(m, m) for m in sorted(methods)) or "Student-t"
+
+
+def power_note(diffs: pd.DataFrame, alpha: float = stats.ALPHA) -> str:
+    """A caption sentence when no row can reach p < alpha: the exact two-sided sign-flip test on
+    n pairs cannot give p below 2 / 2^n."""
+    if diffs.empty:
+        return ""
+    n = int(diffs["n"].max())
+    smallest = 2.0 ** (1 - n)
+    if smallest < alpha:
+        return ""
+    return (f" With {n} pairs the smallest possible p is {smallest:.2g}, so no difference can be "
+            "bold here; read the intervals.")
 
 
 def column_groups(metrics: Sequence[str],
