@@ -197,3 +197,22 @@ def test_verdict_signs_and_alpha() -> None:
 
 def test_identical_values_give_a_point_interval() -> None:
     assert stats.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+
+
+def test_across_tasks_reports_every_column() -> None:
+    # two problems, four seeds; on each problem dlc's values are 0, 0.01, 0.02, 0.03 and
+    # plain's 1, 1.01, 1.02, 1.03: min-max scores (lower is better) put dlc near 1, plain near 0
+    rows = [dict(problem=p, objective=o, seed=s, value=(0.0 if o == "dlc" else 1.0) + s * 0.01)
+            for p in ("a", "b") for o in ("dlc", "plain") for s in range(4)]
+    table = stats.across_tasks(pd.DataFrame(rows), "min", "plain").set_index("objective")
+    assert list(table.columns) == ["iqm", "iqm_lo", "iqm_hi", "poi", "poi_lo", "poi_hi", "runs",
+                                   "problems"]
+    dlc, plain = table.loc["dlc"], table.loc["plain"]
+    # IQM of scores 1 - v / 1.03 for v in {0.01, 0.02} (the middle half of four values)
+    assert dlc["iqm"] == pytest.approx(1 - 0.015 / 1.03)
+    assert plain["iqm"] == pytest.approx(1 - 1.015 / 1.03)
+    for row in (dlc, plain):
+        assert row["iqm_lo"] <= row["iqm"] <= row["iqm_hi"] and row["iqm_lo"] < row["iqm_hi"]
+    assert dlc["poi"] == 1.0 and dlc["poi_lo"] == 1.0 and dlc["poi_hi"] == 1.0
+    assert math.isnan(plain["poi"]) and math.isnan(plain["poi_lo"]) and math.isnan(plain["poi_hi"])
+    assert (dlc["runs"], dlc["problems"]) == (4, 2)
