@@ -216,3 +216,19 @@ def test_across_tasks_reports_every_column() -> None:
     assert dlc["poi"] == 1.0 and dlc["poi_lo"] == 1.0 and dlc["poi_hi"] == 1.0
     assert math.isnan(plain["poi"]) and math.isnan(plain["poi_lo"]) and math.isnan(plain["poi_hi"])
     assert (dlc["runs"], dlc["problems"]) == (4, 2)
+
+
+def test_tied_problems_and_tiny_samples() -> None:
+    values = pd.DataFrame([dict(problem="tie", objective=o, seed=0, value=5.0) for o in "xy"])
+    assert stats.normalised_scores(values, "min")["score"].tolist() == [1.0, 1.0]  # all tie: 1
+    rows = [dict(problem=p, objective=o, seed=s, value=(0.0 if o == "dlc" else 1.0) + s * 0.01)
+            for p in ("a", "b") for o in ("dlc", "plain") for s in range(2)]
+    two = stats.across_tasks(pd.DataFrame(rows), "min", "plain").set_index("objective")
+    assert two.loc["dlc", "iqm_lo"] < two.loc["dlc", "iqm_hi"]  # two runs per problem: a CI
+    one = stats.across_tasks(pd.DataFrame([r for r in rows if r["seed"] == 0]), "min", "plain")
+    assert one["iqm_lo"].isna().all() and one["iqm_hi"].isna().all()  # one run: no CI
+
+
+def test_more_resamples_change_a_continuous_bootstrap() -> None:
+    data = [0.3, 1.2, -0.4, 2.2, 0.9]
+    assert stats.bootstrap_ci(data, samples=100) != stats.bootstrap_ci(data, samples=5000)
