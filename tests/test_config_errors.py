@@ -78,6 +78,7 @@ def test_unknown_axis_name_suggests_the_closest(capsys: pytest.CaptureFixture) -
         resolve("objectives", "dlc_mx")
 
 
+@pytest.mark.slow  # builds a cell for every shipped gin file
 def test_every_shipped_gin_file_parses_in_a_cell() -> None:
     """Each task/model/objective/scale file composes into a valid cell with the others."""
     for scale in ("smoke", "cpu", "paper"):

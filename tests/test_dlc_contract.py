@@ -428,3 +428,51 @@ def test_adversarial_loss_projects_in_relative_coordinates() -> None:
     result = StarConvexLoss(Euclidean(scale=0.5, relative=True), samples=2,
                             perturbation="adversarial")(h, w, gen())
     assert ((result.delta / w).abs() <= 0.5 + 1e-12).all()
+
+
+# ----- added after the mutation run: PRISE's T1 margin, argument bounds, lam shapes ----------
+
+def test_prise_t1_margin_by_hand() -> None:
+    from dlc.functional import margins
+
+    t = torch.tensor
+    m = margins(t([1.0]), t([[3.0], [0.5]]), t([[1.5], [2.0]]), t([[4.0], [1.0]]), t(0.25),
+                t(0.5), t1_margin=True)
+    # m1 = h* - h_l + mu/2 lam^2 n2 = -0.5 + 0.25 * 0.0625 * 4, -1 + 0.25 * 0.0625 * 1
+    torch.testing.assert_close(m["t1"], t([[-0.4375], [-0.984375]]))
+    # through the module: h = |w - w*|^2 gives m1 = (mu/2 - 1) lam^2 n2, positive for mu = 3
+    w = torch.randn(3, 2, dtype=D64)
+    result = StarConvexLoss(Euclidean(scale=1.0), samples=2, mu=3.0, lam=0.25, t1_margin=True)(
+        lambda x: (x - w).pow(2).sum(-1), w, gen())
+    n2 = result.delta.pow(2).sum(-1)
+    torch.testing.assert_close(result.terms["t1"], 0.5 * 0.0625 * n2)
+
+
+def test_argument_bounds_are_inclusive_where_documented() -> None:
+    with pytest.raises(ValueError, match=r"lam must be in \(0, 1\), got 1.0"):
+        StarConvexLoss(lam=1.0)
+    loss = StarConvexLoss(weight=0.0, adversarial_steps=1, chunk_size=1)
+    assert (loss.weight, loss.adversarial_steps, loss.chunk_size) == (0.0, 1, 1)
+
+
+def test_sampling_without_a_generator_uses_the_global_one() -> None:
+    w = torch.zeros(2, 3, dtype=D64)
+    for space in (Euclidean(distribution="normal"), Euclidean()):
+        torch.manual_seed(5)
+        a = space.sample(w, 2)
+        torch.manual_seed(5)
+        torch.testing.assert_close(a, space.sample(w, 2))
+
+
+def test_retract_takes_a_lam_per_example() -> None:
+    w = torch.zeros(2, 3, dtype=D64)
+    delta = torch.ones(4, 2, 3, dtype=D64)
+    out = Euclidean().retract(w, delta, torch.tensor([0.5, 2.0], dtype=D64))  # lam [B]
+    torch.testing.assert_close(out[:, 0], torch.full((4, 3), 0.5, dtype=D64))
+    torch.testing.assert_close(out[:, 1], torch.full((4, 3), 2.0, dtype=D64))
+
+
+def test_learnable_lam_is_in_the_target_dtype() -> None:
+    w = torch.randn(3, 2, dtype=D64)
+    result = StarConvexLoss(learn_lam=True, lam=0.3)(lambda x: (x - w).pow(2).sum(-1), w, gen())
+    assert result.lam.dtype == D64 and result.lam.item() == pytest.approx(0.3)

@@ -242,6 +242,7 @@ def test_one_driver_at_a_time_per_results_folder(tmp_path: Path) -> None:
     assert len(run_records(results)) == 1
 
 
+@pytest.mark.slow  # a process pool next to a sequential run
 def test_local_executor_matches_sequential(tmp_path: Path) -> None:
     matrix = write_matrix(tmp_path, ["plain", "dlc"])
     assert bench_cli("run", str(matrix), "--results", str(tmp_path / "seq"), "--no-progress") == 0

@@ -128,3 +128,107 @@ def test_two_values_are_enough_for_a_spread_and_an_interval() -> None:
 def test_profile_index_is_named_tau() -> None:
     profile = stats.performance_profile(costs(), np.array([1.0, 2.0]))
     assert profile.index.name == "tau"
+
+
+def test_mean_ci_small_cases_by_hand() -> None:
+    lo, hi, method = stats.mean_ci([3.0])
+    assert math.isnan(lo) and math.isnan(hi) and method == "none"
+    assert stats.mean_ci([2.0, 2.0, 2.0]) == (2.0, 2.0, "degenerate")
+    # [1, 2, 3]: mean 2, sd 1, se 1/sqrt(3); t(0.975, 2) = 1/sqrt(2 p (1 - p)) - ... exactly
+    # sqrt(2) * x / sqrt(1 - x^2) with x = 2 * 0.975 - 1 = 0.95 (closed form for 2 dof)
+    t2 = math.sqrt(2) * 0.95 / math.sqrt(1 - 0.95**2)
+    lo, hi, method = stats.mean_ci([1.0, 2.0, 3.0])
+    assert method == "t" and (lo, hi) == pytest.approx((2 - t2 / math.sqrt(3),
+                                                         2 + t2 / math.sqrt(3)), rel=1e-12)
+
+
+def test_mean_ci_from_ten_values_is_seeded_and_follows_the_level() -> None:
+    values = [0.1, 0.5, 0.2, 0.9, 0.4, 0.3, 0.8, 0.6, 0.7, 1.5]
+    lo, hi, method = stats.mean_ci(values)
+    assert method == "BCa" and lo < float(np.mean(values)) < hi
+    assert stats.mean_ci(values) == (lo, hi, method)  # fixed seed: the same interval
+    lo90, hi90, _ = stats.mean_ci(values, level=0.90)
+    assert lo < lo90 < hi90 < hi  # a 90 % interval sits inside the 95 % one
+    two = stats.paired_test(pd.Series(dict(enumerate(values))), pd.Series(dict.fromkeys(
+        range(10), 0.0)), level=0.90)
+    assert (two["lo"], two["hi"]) == (lo90, hi90)  # the level reaches the interval
+
+
+def test_sign_flip_monte_carlo_above_sixteen_pairs() -> None:
+    # 20 positive differences: exactly, p = 2 / 2^20 = 1.9e-6; above 16 pairs the p-value is a
+    # seeded Monte-Carlo estimate from 10^5 sign draws: each one-sided p is
+    # (hits + 1) / (10^5 + 1), the two-sided one twice the smaller; no draw reaches the observed
+    # mean unless all signs agree (expected 0.19 such draws), so p = 2 / 100001
+    p = stats.sign_flip_pvalue([1.0] * 20)
+    assert p == pytest.approx(2 / 100_001, rel=1e-9)
+    mixed = [(-1.0) ** i * (i + 1) / 10 + 0.3 for i in range(20)]
+    assert stats.sign_flip_pvalue(mixed) == stats.sign_flip_pvalue(mixed)  # seeded
+    assert stats.sign_flip_pvalue([]) != stats.sign_flip_pvalue([])  # NaN: no differences
+
+
+def test_paired_test_defaults_and_errors() -> None:
+    a, b = pd.Series({0: 1.0, 1: 2.0}), pd.Series({0: 0.0, 1: 0.0})
+    assert stats.paired_test(a, b)["direction"] == "min"
+    assert stats.paired_difference(a, b)["direction"] == "min"
+    one = stats.paired_test(a.iloc[:1], b.iloc[:1])
+    assert one["interval"] == "none" and math.isnan(one["p"]) and math.isnan(one["hi"])
+    repeated = pd.Series([1.0, 2.0], index=[1, 1])
+    with pytest.raises(ValueError, match=r"^objective values have repeated seeds: \[1\]$"):
+        stats.paired_test(repeated, b)
+    with pytest.raises(ValueError, match=r"^baseline values have repeated seeds: \[1\]$"):
+        stats.paired_test(b, repeated)
+
+
+def test_verdict_signs_and_alpha() -> None:
+    # lower is better: any positive difference is worse, however small; higher is better: mirror
+    assert stats.verdict(0.5, 0.001, "min") == "worse"
+    assert stats.verdict(-0.5, 0.001, "min") == "better"
+    assert stats.verdict(0.5, 0.001, "max") == "better"
+    assert stats.verdict(-0.5, 0.001, "max") == "worse"
+    assert stats.verdict(0.0, 0.001, "max") == "no evidence"
+    table = pd.DataFrame({"diff": [-1.0, 2.0], "p": [0.01, 0.02], "direction": ["min", "max"]})
+    # Holm over 2 tests: 0.01 * 2 = 0.02, max(0.02, 0.02 * 1) = 0.02
+    assert stats.add_verdicts(table)["verdict"].tolist() == ["better", "better"]
+    assert stats.add_verdicts(table)["p_holm"].tolist() == pytest.approx([0.02, 0.02])
+    assert stats.add_verdicts(table, alpha=0.01)["verdict"].tolist() == ["no evidence"] * 2
+    with pytest.raises(ValueError, match=r"missing \['p'\]"):
+        stats.add_verdicts(table.drop(columns="p"))
+
+
+def test_identical_values_give_a_point_interval() -> None:
+    assert stats.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+
+
+def test_across_tasks_reports_every_column() -> None:
+    # two problems, four seeds; on each problem dlc's values are 0, 0.01, 0.02, 0.03 and
+    # plain's 1, 1.01, 1.02, 1.03: min-max scores (lower is better) put dlc near 1, plain near 0
+    rows = [dict(problem=p, objective=o, seed=s, value=(0.0 if o == "dlc" else 1.0) + s * 0.01)
+            for p in ("a", "b") for o in ("dlc", "plain") for s in range(4)]
+    table = stats.across_tasks(pd.DataFrame(rows), "min", "plain").set_index("objective")
+    assert list(table.columns) == ["iqm", "iqm_lo", "iqm_hi", "poi", "poi_lo", "poi_hi", "runs",
+                                   "problems"]
+    dlc, plain = table.loc["dlc"], table.loc["plain"]
+    # IQM of scores 1 - v / 1.03 for v in {0.01, 0.02} (the middle half of four values)
+    assert dlc["iqm"] == pytest.approx(1 - 0.015 / 1.03)
+    assert plain["iqm"] == pytest.approx(1 - 1.015 / 1.03)
+    for row in (dlc, plain):
+        assert row["iqm_lo"] <= row["iqm"] <= row["iqm_hi"] and row["iqm_lo"] < row["iqm_hi"]
+    assert dlc["poi"] == 1.0 and dlc["poi_lo"] == 1.0 and dlc["poi_hi"] == 1.0
+    assert math.isnan(plain["poi"]) and math.isnan(plain["poi_lo"]) and math.isnan(plain["poi_hi"])
+    assert (dlc["runs"], dlc["problems"]) == (4, 2)
+
+
+def test_tied_problems_and_tiny_samples() -> None:
+    values = pd.DataFrame([dict(problem="tie", objective=o, seed=0, value=5.0) for o in "xy"])
+    assert stats.normalised_scores(values, "min")["score"].tolist() == [1.0, 1.0]  # all tie: 1
+    rows = [dict(problem=p, objective=o, seed=s, value=(0.0 if o == "dlc" else 1.0) + s * 0.01)
+            for p in ("a", "b") for o in ("dlc", "plain") for s in range(2)]
+    two = stats.across_tasks(pd.DataFrame(rows), "min", "plain").set_index("objective")
+    assert two.loc["dlc", "iqm_lo"] < two.loc["dlc", "iqm_hi"]  # two runs per problem: a CI
+    one = stats.across_tasks(pd.DataFrame([r for r in rows if r["seed"] == 0]), "min", "plain")
+    assert one["iqm_lo"].isna().all() and one["iqm_hi"].isna().all()  # one run: no CI
+
+
+def test_more_resamples_change_a_continuous_bootstrap() -> None:
+    data = [0.3, 1.2, -0.4, 2.2, 0.9]
+    assert stats.bootstrap_ci(data, samples=100) != stats.bootstrap_ci(data, samples=5000)

@@ -131,3 +131,34 @@ def test_load_matrix_expands_parts() -> None:
 def test_load_matrix_of_a_single_part(name: str) -> None:
     (part,) = load_matrix(Path("gin/matrices") / name)
     assert part.tasks and not part.parts
+
+
+def test_restrict_tasks_keeps_each_part_to_its_own_family() -> None:
+    from bench.config import ConfigError
+    from bench.matrix import restrict_tasks
+
+    parts = load_matrix(Path("gin/matrices/smoke.gin"))
+    kept = restrict_tasks(parts, ["alignment1d_same", "sequence_copy"], Path("m.gin"))
+    assert [p.tasks for p in kept] == [["alignment1d_same"], ["sequence_copy"]]
+    assert kept[0].models == parts[0].models and kept[1].models == parts[3].models
+    with pytest.raises(ConfigError) as info:
+        restrict_tasks(parts, ["alignment1d_same", "nope"], Path("m.gin"))
+    assert str(info.value) == ("m.gin: --tasks nope: no part of this matrix has that task family "
+                               "(families: alignment1d, homography, registration, sequence)")
+
+
+def test_waves_put_parents_first() -> None:
+    from bench.matrix import waves
+
+    cells = [SimpleNamespace(run_id="child", parent="root"),
+             SimpleNamespace(run_id="root", parent=""),
+             SimpleNamespace(run_id="orphan", parent="elsewhere")]
+    assert [[c.run_id for c in w] for w in waves(cells)] == [["root", "orphan"], ["child"]]
+    assert [[c.run_id for c in w] for w in waves(cells[1:])] == [["root", "orphan"]]
+
+
+def test_discard_of_a_missing_stage_is_quiet(tmp_path: Path) -> None:
+    writer = store.RunWriter(tmp_path, "r1")
+    writer.discard()
+    writer.discard()  # already gone: no error
+    assert not writer.stage.exists()

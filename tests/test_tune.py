@@ -106,6 +106,7 @@ def test_selected_config_rerun_gives_the_same_validation_score(tmp_path: Path, t
         assert rerun == pytest.approx(chosen.loc[objective, "score"], rel=1e-6, abs=1e-9)
 
 
+@pytest.mark.slow  # the final phase: fresh seeds on test, then the report
 def test_final_phase_runs_fresh_seeds_on_test_and_reports(tuned) -> None:
     matrix, out = tuned
     assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "select") == 0
@@ -137,6 +138,7 @@ def test_unequal_budgets_are_refused_unless_allowed(tmp_path: Path,
     assert not (tmp_path / "o").exists()  # a dry run writes nothing
 
 
+@pytest.mark.slow  # a tuning run killed and resumed
 def test_killed_tune_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
     matrix = write_tuning(tmp_path, trials="3", budgets="[]")
     out = tmp_path / "out"
