@@ -4,7 +4,7 @@ per-cell wall times (a results folder's `runs.parquet`, e.g. the committed `resu
 A combination never measured borrows the median time of the same task and model under the
 objective 'dlc' (then any objective), and says so in the `source` column. The smaller budgets'
 winners are counted as if each differed from the full budget's (an upper bound). The total adds a
-per-cell start-up time (a fresh worker process imports torch) and divides by the parallel jobs.
+per-cell start-up margin and divides by the parallel jobs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import pandas as pd
 
 from bench.matrix import Matrix, expand_cells
 
-STARTUP_S = 5.0  # CPU seconds to start a worker and import torch + the suite (measured: 4.7 s)
+STARTUP_S = 0.5  # per-cell start-up margin: cells fork from a server that imported the suite
+                 # once (milliseconds), not a fresh interpreter (4.7 s CPU to import torch)
 
 
 def measured_times(results: Path) -> pd.DataFrame:
