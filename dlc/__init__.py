@@ -9,7 +9,8 @@ functions.
 from dlc import functional
 from dlc.landscape import slice_1d, slice_2d, violation_rate
 from dlc.loss import StarConvexLoss, StarConvexResult
-from dlc.spaces import Euclidean, Homography, RigidTransform, Rotation, Simplex, Space
+from dlc.rotations import RigidTransform, Rotation
+from dlc.spaces import Euclidean, Homography, Simplex, Space
 
 __all__ = [
     "functional",

@@ -17,8 +17,9 @@ from bench.objectives import DLC, Plain
 from bench.tasks.alignment1d import Alignment1D, ConvFeatures
 from bench.tasks.registration import DCPNet, EntryNoise, Outputs, Registration
 from bench.tasks.registration import geometry as geo
+from bench.tasks.sequence.classification import Digits
 from bench.tasks.sequence.models import Recurrent
-from bench.tasks.sequence.task import Adding, Digits
+from bench.tasks.sequence.task import Adding
 from dlc import StarConvexLoss
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bench.tasks.sequence import generators, mnist
-from bench.tasks.sequence.task import MNIST
+from bench.tasks.sequence.classification import MNIST
 
 
 # --- adding ------------------------------------------------------------------------------------

@@ -13,16 +13,9 @@ import torch.nn.functional as F
 
 from bench.metrics import Trace
 from bench.objectives import DLC, Margin, Plain, TargetNoise
+from bench.tasks.sequence.classification import MNIST1D, Digits
 from bench.tasks.sequence.models import Recurrent
-from bench.tasks.sequence.task import (
-    MNIST1D,
-    Adding,
-    Copy,
-    Digits,
-    Escaped,
-    SequenceTask,
-    escaped,
-)
+from bench.tasks.sequence.task import Adding, Copy, Escaped, SequenceTask, escaped
 from dlc import Simplex
 from tests.conftest import bench_cli, run_records, write_matrix
 

@@ -11,7 +11,8 @@ import torch
 from bench.tasks.alignment1d import Alignment1D
 from bench.tasks.homography import DLKNProtocol, HomographyTask, SyntheticPairs
 from bench.tasks.registration import Registration
-from bench.tasks.sequence.task import MNIST1D, Adding, Digits
+from bench.tasks.sequence.classification import MNIST1D, Digits
+from bench.tasks.sequence.task import Adding
 from bench.tasks.splits import carve, select
 
 

@@ -1,10 +1,11 @@
 """Task family `sequence`: training RNNs (tanh RNN, GRU, LSTM) with and without DLC.
 
 Modules: `generators` (adding, copy memory, 8x8 digits, MNIST-1D; offline), `mnist` (IDX parser
-and local MNIST loader), `models` (`Recurrent`), `task` (the tasks, `escaped`, `Escaped`).
+and local MNIST loader), `models` (`Recurrent`), `task` (the family's conventions, `Adding`,
+`Copy`, `escaped`, `Escaped`), `classification` (`Digits`, `MNIST1D`, `MNIST`).
 """
 
-from bench.tasks.sequence import generators, mnist, models, task
+from bench.tasks.sequence import classification, generators, mnist, models, task
 from bench.tasks.sequence.task import escaped
 
-__all__ = ["generators", "mnist", "models", "task", "escaped"]
+__all__ = ["classification", "generators", "mnist", "models", "task", "escaped"]
