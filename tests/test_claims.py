@@ -11,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.conftest import bench_cli
 
 
+@pytest.mark.slow  # seconds of real runs or resampling; .ci/run runs it too
 def test_dlc_convexifies_the_alignment_energy(tmp_path: Path) -> None:
     results = tmp_path / "out"
     assert bench_cli("run", "smoke", "--results", str(results), "--tasks",

@@ -49,6 +49,7 @@ def plugin(plugin_dir: Path) -> dict[str, Path]:
     })
 
 
+@pytest.mark.slow  # seconds of real runs or resampling; .ci/run runs it too
 def test_a_hung_cell_times_out_as_failed_and_the_matrix_goes_on(
         tmp_path: Path, plugin: dict[str, Path]) -> None:
     matrix = write_matrix(tmp_path, ["plain", str(plugin["sleepy"])])
@@ -64,6 +65,7 @@ def test_a_hung_cell_times_out_as_failed_and_the_matrix_goes_on(
     assert not [p for p in (results / "runs").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow  # seconds of real runs or resampling; .ci/run runs it too
 def test_the_timeout_can_be_set_in_the_matrix(tmp_path: Path, plugin: dict[str, Path]) -> None:
     matrix = write_matrix(tmp_path, [str(plugin["sleepy"])])
     matrix.write_text(matrix.read_text() + "bench.matrix.Matrix.timeout = 3\n")

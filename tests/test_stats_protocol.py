@@ -101,6 +101,7 @@ def test_add_verdicts_corrects_across_the_table() -> None:
     assert out["verdict"].tolist() == ["better", "no evidence", "no evidence"]
 
 
+@pytest.mark.slow  # seconds of real runs or resampling; .ci/run runs it too
 def test_iqm_and_probability_of_improvement_by_hand() -> None:
     runs = np.arange(1.0, 9.0).reshape(8, 1)  # IQM of 1..8 = mean(3, 4, 5, 6) = 4.5
     iqm, lo, hi = stats.iqm_ci(runs)
