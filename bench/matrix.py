@@ -25,6 +25,7 @@ file and line and writes nothing, and an incompatible combination is skipped wit
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -144,6 +145,7 @@ def restrict_tasks(parts: Sequence[Matrix], tasks: Sequence[str], source: Path) 
     (the family declared by the task class, `Task.family`) and parts left without a task drop
     out, so a task is never crossed with another family's models. Raises ConfigError naming the
     matrix file when a requested task belongs to no part's family."""
+    @functools.cache  # each lookup parses gin: once per task, not once per part
     def family(task: str) -> str:
         try:
             return task_family([resolve("tasks", task)], ())
