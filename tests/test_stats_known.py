@@ -199,7 +199,8 @@ def test_identical_values_give_a_point_interval() -> None:
     assert stats.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
 
 
-def test_across_tasks_reports_every_column() -> None:
+def test_across_tasks_reports_every_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats, "BOOTSTRAP_SAMPLES", 200)  # the interval's shape, not its digits
     # two problems, four seeds; on each problem dlc's values are 0, 0.01, 0.02, 0.03 and
     # plain's 1, 1.01, 1.02, 1.03: min-max scores (lower is better) put dlc near 1, plain near 0
     rows = [dict(problem=p, objective=o, seed=s, value=(0.0 if o == "dlc" else 1.0) + s * 0.01)
@@ -218,7 +219,8 @@ def test_across_tasks_reports_every_column() -> None:
     assert (dlc["runs"], dlc["problems"]) == (4, 2)
 
 
-def test_tied_problems_and_tiny_samples() -> None:
+def test_tied_problems_and_tiny_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats, "BOOTSTRAP_SAMPLES", 200)  # the interval's shape, not its digits
     values = pd.DataFrame([dict(problem="tie", objective=o, seed=0, value=5.0) for o in "xy"])
     assert stats.normalised_scores(values, "min")["score"].tolist() == [1.0, 1.0]  # all tie: 1
     rows = [dict(problem=p, objective=o, seed=s, value=(0.0 if o == "dlc" else 1.0) + s * 0.01)
@@ -232,3 +234,44 @@ def test_tied_problems_and_tiny_samples() -> None:
 def test_more_resamples_change_a_continuous_bootstrap() -> None:
     data = [0.3, 1.2, -0.4, 2.2, 0.9]
     assert stats.bootstrap_ci(data, samples=100) != stats.bootstrap_ci(data, samples=5000)
+
+
+def test_bca_interval_uses_the_documented_resample_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = [0.1, 0.5, 0.2, 0.9, 0.4, 0.3, 0.8, 0.6, 0.7, 1.5]
+    default = stats.mean_ci(values)
+    monkeypatch.setattr(stats, "BOOTSTRAP_SAMPLES", 500)
+    assert stats.mean_ci(values) != default  # BOOTSTRAP_SAMPLES, not scipy's own default
+
+
+def test_probability_of_improvement_resamples_runs_within_each_problem(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats, "BOOTSTRAP_SAMPLES", 200)  # the property holds for any count
+    # problem 0: every x above every y (P = 1); problem 1: every x below every y (P = 0).
+    # Resampling runs within a problem keeps each problem's P, so every resample averages 1/2;
+    # mixing problems (resampled columns stacked as rows) would not.
+    x = np.array([[10.0, 0.0], [11.0, 1.0], [12.0, 2.0]])
+    y = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0]])
+    assert stats.probability_of_improvement(x, y) == (0.5, 0.5, 0.5)
+
+
+def test_across_tasks_by_hand_with_gaps_and_single_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats, "BOOTSTRAP_SAMPLES", 200)  # point values do not resample
+    # one problem, lower is better; scores 1 - v / 5: plain 0.8, 0.4, 0.0 and dlc 1.0, 0.6, 0.2,
+    # so P(dlc > plain) = (3 + 2 + 1) / 9 = 2/3 (no ties)
+    rows = [dict(problem="a", objective=o, seed=s, value=v)
+            for o, values in (("plain", (1.0, 3.0, 5.0)), ("dlc", (0.0, 2.0, 4.0)))
+            for s, v in enumerate(values)]
+    # an objective with runs on both problems but no seed that has both: no matrix, left out
+    # (and the objectives sorted after it are still reported)
+    rows += [dict(problem="a", objective="a_gappy", seed=7, value=2.0),
+             dict(problem="b", objective="a_gappy", seed=8, value=2.0)]
+    rows += [dict(problem="b", objective=o, seed=s, value=1.0) for o in ("plain", "dlc")
+             for s in range(3)]
+    table = stats.across_tasks(pd.DataFrame(rows), "min", "plain").set_index("objective")
+    assert list(table.index) == ["dlc", "plain"]
+    dlc = table.loc["dlc"]
+    # problem b ties everywhere (score 1, P = 1/2): P averaged over problems = (2/3 + 1/2) / 2
+    assert dlc["poi"] == pytest.approx(7 / 12) and dlc["poi_lo"] < dlc["poi"] < dlc["poi_hi"]
+    single = stats.across_tasks(pd.DataFrame(rows[:1] + rows[3:4]), "min", "plain")
+    assert single["objective"].tolist() == ["dlc", "plain"]  # one run of one problem: kept
+    assert single["runs"].tolist() == [1, 1] and single["iqm_lo"].isna().all()

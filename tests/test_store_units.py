@@ -4,6 +4,7 @@ superseded rule of collect, and a failed cell's record."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -142,8 +143,8 @@ def test_restrict_tasks_keeps_each_part_to_its_own_family() -> None:
     assert [p.tasks for p in kept] == [["alignment1d_same"], ["sequence_copy"]]
     assert kept[0].models == parts[0].models and kept[1].models == parts[3].models
     with pytest.raises(ConfigError) as info:
-        restrict_tasks(parts, ["alignment1d_same", "nope"], Path("m.gin"))
-    assert str(info.value) == ("m.gin: --tasks nope: no part of this matrix has that task family "
+        restrict_tasks(parts, ["nope", "alignment1d_same", "nope_too"], Path("m.gin"))
+    assert str(info.value) == ("m.gin: --tasks nope, nope_too: no part of this matrix has that task family "
                                "(families: alignment1d, homography, registration, sequence)")
 
 
@@ -162,3 +163,169 @@ def test_discard_of_a_missing_stage_is_quiet(tmp_path: Path) -> None:
     writer.discard()
     writer.discard()  # already gone: no error
     assert not writer.stage.exists()
+
+
+# --- file modes, temporary names, damaged folders, publish checks -------------------------------
+
+@pytest.fixture
+def umask_036():
+    """The process umask set to 0o036 for one test (os.umask is process-wide: restored after):
+    new files get 0o666 & ~0o036 = 0o640, not the 0o644 of the usual umask."""
+    old = os.umask(0o036)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_file_mode_reads_the_umask_without_changing_it(umask_036, monkeypatch) -> None:
+    def no_umask(mask):  # /proc/self/status reports it: no process-wide os.umask call needed
+        raise AssertionError("os.umask called")
+
+    monkeypatch.setattr(store.os, "umask", no_umask)
+    assert store.file_mode() == 0o640  # 0o666 & ~0o036
+
+
+def test_file_mode_without_proc_falls_back_to_os_umask(umask_036, monkeypatch) -> None:
+    real_path = store.Path
+
+    def path(*args):
+        if str(args[0]).startswith("/proc"):
+            raise OSError("no /proc here")
+        return real_path(*args)
+
+    monkeypatch.setattr(store, "Path", path)
+    assert store.file_mode() == 0o640
+    monkeypatch.undo()
+    assert os.umask(0o036) == 0o036  # the fallback put the umask back
+
+
+def test_written_files_get_the_umask_mode_and_a_hidden_temporary_name(
+        umask_036, tmp_path: Path, monkeypatch) -> None:
+    renamed: list[str] = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        renamed.append(Path(src).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store.os, "replace", replace)
+    store.atomic_write_text(tmp_path / "a" / "b" / "run.json", "{}")  # parents made
+    store.atomic_write_frame(pd.DataFrame({"a": [1]}), tmp_path / "c" / "d" / "t.parquet")
+    store.atomic_write_frame(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+    for path in (tmp_path / "a/b/run.json", tmp_path / "c/d/t.parquet", tmp_path / "t.csv"):
+        assert path.stat().st_mode & 0o777 == 0o640, path
+    # temporary files are dot-files in the target's folder (`collect` and `ls` skip them)
+    assert [name.split(".")[1] for name in renamed] == ["run", "t", "t"]
+    assert all(name.startswith(".") for name in renamed)
+
+
+def test_atomic_write_text_without_parents_refuses_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        store.atomic_write_text(tmp_path / "nope" / "x.txt", "x", make_parents=False)
+    with pytest.raises(OSError):
+        store.atomic_write_frame(pd.DataFrame({"a": [1]}), tmp_path / "nope" / "x.csv",
+                                 make_parents=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_frame_is_written_without_its_index(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"a": [1, 2, 3]}, index=[7, 8, 9]).iloc[1:]  # not a RangeIndex
+    store.atomic_write_frame(frame, tmp_path / "t.parquet")
+    store.atomic_write_frame(frame, tmp_path / "t.csv")
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(tmp_path / "t.parquet").schema_arrow.names == ["a"]
+    assert (tmp_path / "t.csv").read_text() == "a\n2\n3\n"
+
+
+def test_missing_files_names_the_first_missing_or_unreadable_file(tmp_path: Path) -> None:
+    assert store.missing_files(tmp_path, "done") == f"{tmp_path / 'config.gin'}: missing"
+    assert store.missing_files(tmp_path, "failed") == ""  # a failed run needs no files
+    for name in ("config.gin", "operative.gin"):
+        (tmp_path / name).write_text("x = 1\n")
+    (tmp_path / "metrics.parquet").write_bytes(b"PAR1 torn")
+    problem = store.missing_files(tmp_path, "done")
+    assert problem.startswith(f"{tmp_path / 'metrics.parquet'}: unreadable (Arrow")
+
+
+@pytest.mark.parametrize("text, problem", [
+    (None, "missing"),
+    ("{torn", "unreadable (JSONDecodeError: "),
+    ('{"key": "k"}', "not a run record"),
+    ('"status"', "not a run record"),
+    ("[1, 2]", "not a run record"),
+])
+def test_inspect_run_says_what_is_wrong(tmp_path: Path, text: str | None, problem: str) -> None:
+    if text is not None:
+        (tmp_path / "run.json").write_text(text)
+    state = store.inspect_run(tmp_path)
+    assert state.folder == tmp_path and state.record is None and state.damaged
+    assert state.problem.startswith(f"{tmp_path / 'run.json'}: {problem}")
+
+
+def test_inspect_run_of_a_done_record_checks_its_files(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text('{"status": "done"}')
+    state = store.inspect_run(tmp_path)
+    assert state.folder == tmp_path and state.record == {"status": "done"}
+    assert state.problem == f"{tmp_path / 'config.gin'}: missing"
+    (tmp_path / "run.json").write_text('{"status": "skipped"}')
+    assert not store.inspect_run(tmp_path).damaged
+
+
+def test_publish_refuses_a_done_run_without_its_files(tmp_path: Path) -> None:
+    writer = store.RunWriter(tmp_path / "deep" / "results", "r1")  # parents made
+    writer.write_text("config.gin", "a = 1\n")
+    with pytest.raises(store.IncompleteRun) as err:
+        writer.publish({"status": "done", "key": "k"})
+    assert str(err.value) == (f"run r1 is done but {writer.stage / 'operative.gin'}: missing")
+    assert not (tmp_path / "deep" / "results" / "runs" / "r1").exists()
+    writer.publish({"status": "failed", "key": "k"})  # a failed run is published as it is
+
+
+def test_run_json_is_indented_and_stringifies_paths(tmp_path: Path) -> None:
+    writer = store.RunWriter(tmp_path, "r1")
+    folder = writer.publish({"status": "skipped", "where": tmp_path})
+    text = (folder / "run.json").read_text()
+    assert text == f'{{\n  "status": "skipped",\n  "where": "{tmp_path}"\n}}\n'
+
+
+def test_record_status_stamps_utc_time(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+    cell = SimpleNamespace(run_id="c1", key="k", config_text="",
+                           to_dict=lambda: {"run_id": "c1", "key": "k"})
+    store.record_status(tmp_path, cell, "skipped", "why")
+    finished = datetime.fromisoformat(store.read_run(tmp_path, "c1")["finished"])
+    assert finished.utcoffset() == timedelta(0)
+
+
+def test_clean_staging_of_one_run_leaves_the_others(tmp_path: Path) -> None:
+    mine, other = store.RunWriter(tmp_path, "r1"), store.RunWriter(tmp_path, "r2")
+    assert store.clean_staging(tmp_path, "r1") == 1
+    assert not mine.stage.exists() and other.stage.is_dir()
+
+
+def test_every_write_refuses_once_the_stage_is_gone(tmp_path: Path) -> None:
+    writer = store.RunWriter(tmp_path, "r1")
+    writer.discard()
+    expected = f"staging folder {writer.stage} is gone (removed by another driver?); not publishing"
+    for write in (lambda: writer.write_text("config.gin", "x"), lambda: writer.write_metrics([]),
+                  lambda: writer.publish({"status": "failed"})):
+        with pytest.raises(store.IncompleteRun) as err:
+            write()
+        assert str(err.value) == expected
+    assert not writer.stage.exists() and not (tmp_path / "runs" / "r1").exists()
+
+
+def test_a_write_never_recreates_a_removed_stage(tmp_path: Path, monkeypatch) -> None:
+    # even past the check (another driver removes the stage between check and write), the
+    # writes do not create the staging folder again
+    writer = store.RunWriter(tmp_path, "r1")
+    monkeypatch.setattr(writer, "_check_stage", lambda: None)
+    writer.discard()
+    for write in (lambda: writer.write_text("config.gin", "x"), lambda: writer.write_metrics([]),
+                  lambda: writer.publish({"status": "failed"})):
+        with pytest.raises(OSError):
+            write()
+        assert not writer.stage.exists()
