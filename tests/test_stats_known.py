@@ -275,3 +275,15 @@ def test_across_tasks_by_hand_with_gaps_and_single_runs(monkeypatch: pytest.Monk
     single = stats.across_tasks(pd.DataFrame(rows[:1] + rows[3:4]), "min", "plain")
     assert single["objective"].tolist() == ["dlc", "plain"]  # one run of one problem: kept
     assert single["runs"].tolist() == [1, 1] and single["iqm_lo"].isna().all()
+
+
+def test_iqm_interval_is_seeded_follows_the_level_and_the_resample_count(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats, "BOOTSTRAP_SAMPLES", 300)
+    runs = np.array([[0.1, 0.4], [0.5, 0.2], [0.9, 0.7], [0.3, 0.8], [0.6, 0.1], [0.45, 0.55]])
+    iqm, lo, hi = stats.iqm_ci(runs)
+    assert stats.iqm_ci(runs) == (iqm, lo, hi)  # a fixed seed: the same interval
+    _, lo50, hi50 = stats.iqm_ci(runs, level=0.5)
+    assert lo < lo50 < hi50 < hi  # a 50 % interval sits inside the 95 % one
+    monkeypatch.setattr(stats, "BOOTSTRAP_SAMPLES", 600)
+    assert stats.iqm_ci(runs) != (iqm, lo, hi)  # BOOTSTRAP_SAMPLES, not scipy's own default
