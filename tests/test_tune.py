@@ -204,7 +204,7 @@ def test_shipped_tuning_matrices_plan(tmp_path: Path, capsys: pytest.CaptureFixt
     assert bench_cli("tune", "smoke", "--out", str(tmp_path / "smoke"), "--dry-run") == 0
     assert "36 cells, 34 to run" in capsys.readouterr().out
     # the cpu comparison: equal trial counts per objective, an estimate for every cell
-    assert bench_cli("tune", "cpu_tuned", "--estimate", str(REPO / "results" / "cpu"),
+    assert bench_cli("tune", "cpu_tuned", "--estimate", str(REPO / "results" / "cpu_budget0"),
                      "--jobs", "2") == 0
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines[1:] if "TOTAL" not in line]
