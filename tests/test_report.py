@@ -399,3 +399,13 @@ def test_runs_without_a_declared_base_loss_get_a_note(report: Path) -> None:
 
     declared = pd.DataFrame({"status": ["done"], "metric_directions": ['{"train_original": "min"}']})
     assert not legacy_base_loss(declared)
+
+
+def test_family_of_prefers_the_recorded_family() -> None:
+    from bench.report.metadata import family_of
+
+    frame = pd.DataFrame({"task": ["my_points", "other"], "family": ["registration", ""]})
+    assert family_of("my_points", frame) == "registration"  # a plugin task named freely
+    assert family_of("other_task", frame) == "other"  # no record: the name's prefix
+    assert family_of("other", frame) == "other"  # an empty record: the name's prefix
+    assert family_of("alignment1d_same") == "alignment1d"

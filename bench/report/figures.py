@@ -186,14 +186,15 @@ def iteration_figure(task: str, model: str, metrics: pd.DataFrame, metric: str, 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.4, 2.8))
     _draw(ax, curves, "iteration", ref)
-    start = REFINEMENT_STARTS.get((family_of(task), model))
+    family = family_of(task, data)
+    start = REFINEMENT_STARTS.get((family, model))
     if start is not None:
         ax.axvline(start[0], color="#777777", linestyle=":", linewidth=1)
         ax.annotate(f"network ← | → {start[1]}", (start[0], 1.0),
                     xycoords=("data", "axes fraction"), xytext=(0, 3), textcoords="offset points",
                     fontsize=7, color="#555555", ha="center", va="bottom")
     _log_if_positive(ax, pd.concat([curves["mean"], ref["mean"] if ref is not None else None]))
-    ax.set_xlabel(ITERATION_LABELS.get(family_of(task), "test-time solver iteration"))
+    ax.set_xlabel(ITERATION_LABELS.get(family, "test-time solver iteration"))
     ax.set_ylabel(label(task, metric))
     _integer_ticks(ax)
     _finish(fig, [ax], f"{task} · {_model_title(model)}: {metric.replace('_', ' ')} per iteration")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+import pandas as pd
+
 #: unit of a metric's value; `None` = dimensionless, "%" = percent of test examples.
 UNITS: dict[tuple[str, ...] | str, str] = {
     ("alignment1d", "distance"): "samples",
@@ -112,8 +114,13 @@ REFINEMENT_STARTS: dict[tuple[str, str], tuple[int, str]] = {
 REFERENCE_MODELS = ("icp",)
 
 
-def family_of(task: str) -> str:
-    """Task family from a task name: `alignment1d_nonlinear` -> `alignment1d`."""
+def family_of(task: str, frame: pd.DataFrame | None = None) -> str:
+    """The family recorded for `task` in `frame`'s `family` column (from the runs' `Task.family`),
+    else read from the task name: `alignment1d_nonlinear` -> `alignment1d`."""
+    if frame is not None and "family" in frame.columns:
+        recorded = frame.loc[frame["task"] == task, "family"].dropna()
+        if len(recorded) and recorded.iloc[0]:
+            return str(recorded.iloc[0])
     return task.split("_", 1)[0]
 
 
