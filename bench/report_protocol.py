@@ -10,7 +10,8 @@
 * `figures/sensitivity-<task>-<model>.{png,pdf,csv}`: validation score vs each swept
   hyper-parameter, one colour per objective (DeepOBS style);
 * `figures/profile.{png,pdf,csv}`: Dolan-Moré performance profile of the winners over the problems
-  whose selection metric is a cost (direction 'min');
+  whose selection metric is a cost (direction 'min'), for the objectives that ran on every such
+  problem (`on_every_problem`; the same rule for the across-task summary);
 * `figures/budget-<task>-<model>.{png,pdf,csv}`: left, the test score (final seeds, mean and 95%
   interval) of the config selected with a budget of b trials (b = 0 is the one-shot default);
   right, the validation score of the best of b trials, bootstrapped over random subsets of the
@@ -306,7 +307,9 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
     if len(across):
         atomic_write_frame(across, report / "across_tasks.csv")
         lines += ["## Across tasks (normalised scores, winners, test split)", "",
-                  "IQM and P(objective > baseline) from rliable, 95% stratified bootstrap CI.", "",
+                  "IQM and P(objective > baseline) from rliable, 95% stratified bootstrap CI, "
+                  f"over the {int(across['problems'].max())} (task, model) problems of the "
+                  "objectives that ran on all of them" + _left_out_text(out, sweep) + ".", "",
                   tabulate(across.round(3), headers="keys", tablefmt="github", showindex=False),
                   ""]
     for path in profile_figure(out, sweep, figures):
@@ -325,6 +328,17 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
     return index
 
 
+def _left_out_text(out: Path, sweep) -> str:
+    """'; left out: x (ran 1 of 9 problems), ...' for the objectives `_across` leaves out."""
+    values = final_values(out / "final", sweep)
+    _, left_out = on_every_problem(values.assign(problem=values["task"] + "/" + values["model"]))
+    total = values[["task", "model"]].drop_duplicates().shape[0]
+    if not left_out:
+        return ""
+    return "; left out (compared row by row above): " + ", ".join(
+        f"{o} (ran {n} of {total})" for o, n in sorted(left_out.items()))
+
+
 def profile_figure(out: Path, sweep, figures: Path) -> list[Path]:
     """Dolan-Moré performance profile of the winners over the (task, model) problems whose
     selection metric is a positive cost (direction 'min'; mean over final seeds)."""
@@ -335,8 +349,9 @@ def profile_figure(out: Path, sweep, figures: Path) -> list[Path]:
 
     values = final_values(out / "final", sweep)
     values = values[values["direction"] == "min"]
-    costs = values.assign(problem=values["task"] + "/" + values["model"]).pivot_table(
-        index="problem", columns="objective", values="value", aggfunc="mean").dropna()
+    values, _ = on_every_problem(values.assign(problem=values["task"] + "/" + values["model"]))
+    costs = values.pivot_table(index="problem", columns="objective", values="value",
+                               aggfunc="mean").dropna()
     costs = costs[(costs > 0).all(axis=1)]
     if costs.empty or costs.shape[1] < 2:
         return []
@@ -366,4 +381,22 @@ def _across(out: Path, sweep, baseline: str) -> pd.DataFrame:
     values = values.assign(problem=values["task"] + "/" + values["model"],
                            value=np.where(values["direction"] == "max", -values["value"],
                                           values["value"]))
+    values, _ = on_every_problem(values)
     return stats.across_tasks(values, "min", baseline)
+
+
+def on_every_problem(values: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """`values` (columns objective, problem, ...) restricted to the objectives that ran on every
+    problem, so that summaries across problems compare like with like; returns (kept rows,
+    {left-out objective: number of problems it ran}). An objective that applies to one family
+    only (a faithful preset) is compared in the per-row table instead. When fewer than two
+    objectives cover every problem, nothing is left out (the summaries then keep the problems
+    that every objective ran)."""
+    if values.empty:
+        return values, {}
+    counts = values.groupby("objective")["problem"].nunique()
+    complete = counts[counts == values["problem"].nunique()].index
+    if len(complete) < 2:
+        return values, {}
+    left_out = {str(o): int(n) for o, n in counts.items() if o not in set(complete)}
+    return values[values["objective"].isin(complete)], left_out

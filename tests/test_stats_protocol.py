@@ -127,3 +127,17 @@ def test_across_tasks_rows() -> None:
     assert table.loc["dlc", "poi"] == pytest.approx(1.0)
     assert math.isnan(table.loc["plain", "poi"])
     assert table.loc["dlc", "problems"] == 2 and table.loc["dlc", "runs"] == 4
+
+
+def test_summaries_across_problems_keep_the_objectives_that_ran_every_problem() -> None:
+    from bench.report_protocol import on_every_problem
+
+    rows = [dict(problem=p, objective=o, value=1.0) for p in ("a", "b", "c")
+            for o in ("plain", "dlc")] + [dict(problem="b", objective="preset", value=1.0)]
+    kept, left_out = on_every_problem(pd.DataFrame(rows))
+    assert sorted(kept["objective"].unique()) == ["dlc", "plain"] and len(kept) == 6
+    assert left_out == {"preset": 1}  # ran 1 of the 3 problems
+    # fewer than two complete objectives: nothing is left out
+    two = pd.DataFrame([dict(problem="a", objective="plain", value=1.0),
+                        dict(problem="b", objective="dlc", value=1.0)])
+    assert on_every_problem(two)[1] == {} and len(on_every_problem(two)[0]) == 2
