@@ -23,7 +23,9 @@ All statistics come from `bench.stats`.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -197,10 +199,12 @@ def subset_curve(per_trial: pd.DataFrame, direction: str, seed: int = stats.BOOT
     return pd.DataFrame(rows)
 
 
-def budget_figure(out: Path, sweep, scores: pd.DataFrame, budgets: pd.DataFrame,
-                  task: str, model: str, figures: Path) -> list[Path]:
+def budget_figure(out: Path, values_of: Callable[[Path], pd.DataFrame], sweep,
+                  scores: pd.DataFrame, budgets: pd.DataFrame, task: str, model: str,
+                  figures: Path) -> list[Path]:
     """Test score of the selected config vs budget (left) and bootstrapped best validation score
-    vs budget (right) for (task, model)."""
+    vs budget (right) for (task, model); `values_of(folder)`: `final_values` of a results
+    folder."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -216,7 +220,7 @@ def budget_figure(out: Path, sweep, scores: pd.DataFrame, budgets: pd.DataFrame,
     rows += [(o, 0, out / "budget0") for o in sorted(mine["objective"].unique())]
     test_rows = []
     for objective, budget, folder in rows:
-        values = final_values(folder, sweep)
+        values = values_of(folder)
         values = values[(values.task == task) & (values.model == model)
                         & (values.objective == objective)]["value"]
         if len(values):
@@ -282,8 +286,10 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
     scores = pd.read_csv(out / "selected" / "trial_scores.csv")
     selected = pd.read_csv(out / "selected" / "selected.csv")
     budgets = pd.read_csv(out / "selected" / "budgets.csv")
-    tuned = comparison_table(final_values(out / "final", sweep), baseline)
-    default = comparison_table(final_values(out / "budget0", sweep), baseline)
+    values_of = functools.cache(lambda folder: final_values(folder, sweep))  # one read per folder
+    final = values_of(out / "final")
+    tuned = comparison_table(final, baseline)
+    default = comparison_table(values_of(out / "budget0"), baseline)
     lines = [f"# Tuned comparison: {Path(sweep.source).name}", "",
              f"Sampler {sweep.sampler} (seed {sweep.seed}); selection on the VALIDATION split, "
              f"{sweep.iterate} iterate; winners re-run on final seeds {list(sweep.final_seeds)} "
@@ -303,16 +309,18 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
               "corrected p < 0.05.", "", _write_table(tuned, report / "comparisons", baseline)]
     lines += [f"## Budget 0: the one-shot defaults vs {baseline}'s defaults (same seeds)", "",
               _write_table(default, report / "budget0", baseline)]
-    across = _across(out, sweep, baseline)
+    problems = final.assign(problem=final["task"] + "/" + final["model"])
+    across, left_out = _across(problems, baseline)
     if len(across):
         atomic_write_frame(across, report / "across_tasks.csv")
         lines += ["## Across tasks (normalised scores, winners, test split)", "",
                   "IQM and P(objective > baseline) from rliable, 95% stratified bootstrap CI, "
                   f"over the {int(across['problems'].max())} (task, model) problems of the "
-                  "objectives that ran on all of them" + _left_out_text(out, sweep) + ".", "",
+                  "objectives that ran on all of them"
+                  + _left_out_text(left_out, problems["problem"].nunique()) + ".", "",
                   tabulate(across.round(3), headers="keys", tablefmt="github", showindex=False),
                   ""]
-    for path in profile_figure(out, sweep, figures):
+    for path in profile_figure(problems, figures):
         if path.suffix == ".png":
             lines += ["## Performance profile", "", f"![profile](figures/{path.name})", ""]
     lines += ["`final/` is an ordinary results folder: `python -m bench report "
@@ -320,7 +328,7 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
               "landscape, performance profiles).", "", "## Figures", ""]
     for (task, model), _ in scores.groupby(["task", "model"]):
         for path in sensitivity_figure(scores, sweep, task, model, figures) + \
-                budget_figure(out, sweep, scores, budgets, task, model, figures):
+                budget_figure(out, values_of, sweep, scores, budgets, task, model, figures):
             if path.suffix == ".png":
                 lines.append(f"![{path.stem}](figures/{path.name})")
     index = report / "index.md"
@@ -328,28 +336,24 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
     return index
 
 
-def _left_out_text(out: Path, sweep) -> str:
-    """'; left out: x (ran 1 of 9 problems), ...' for the objectives `_across` leaves out."""
-    values = final_values(out / "final", sweep)
-    _, left_out = on_every_problem(values.assign(problem=values["task"] + "/" + values["model"]))
-    total = values[["task", "model"]].drop_duplicates().shape[0]
+def _left_out_text(left_out: dict[str, int], total: int) -> str:
+    """'; left out (...): x (ran 1 of 9), ...' for the objectives `_across` leaves out."""
     if not left_out:
         return ""
     return "; left out (compared row by row above): " + ", ".join(
         f"{o} (ran {n} of {total})" for o, n in sorted(left_out.items()))
 
 
-def profile_figure(out: Path, sweep, figures: Path) -> list[Path]:
+def profile_figure(values: pd.DataFrame, figures: Path) -> list[Path]:
     """Dolan-Moré performance profile of the winners over the (task, model) problems whose
-    selection metric is a positive cost (direction 'min'; mean over final seeds)."""
+    selection metric is a positive cost (direction 'min'; mean over final seeds). values:
+    `final_values` of the final phase with a `problem` column."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = final_values(out / "final", sweep)
-    values = values[values["direction"] == "min"]
-    values, _ = on_every_problem(values.assign(problem=values["task"] + "/" + values["model"]))
+    values, _ = on_every_problem(values[values["direction"] == "min"])
     costs = values.pivot_table(index="problem", columns="objective", values="value",
                                aggfunc="mean").dropna()
     costs = costs[(costs > 0).all(axis=1)]
@@ -372,17 +376,16 @@ def profile_figure(out: Path, sweep, figures: Path) -> list[Path]:
     return _save(fig, profile.reset_index(), figures / "profile")
 
 
-def _across(out: Path, sweep, baseline: str) -> pd.DataFrame:
-    """IQM / probability of improvement over (task, model) problems; 'max' metrics are negated
-    so that every problem is normalised as a cost."""
-    values = final_values(out / "final", sweep)
-    if values.empty or values[["task", "model"]].drop_duplicates().shape[0] < 1:
-        return pd.DataFrame()
-    values = values.assign(problem=values["task"] + "/" + values["model"],
-                           value=np.where(values["direction"] == "max", -values["value"],
-                                          values["value"]))
-    values, _ = on_every_problem(values)
-    return stats.across_tasks(values, "min", baseline)
+def _across(values: pd.DataFrame, baseline: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """IQM / probability of improvement over the (task, model) problems of `values` (as
+    `profile_figure`'s); 'max' metrics are negated so that every problem is normalised as a cost.
+    Returns the table and the objectives left out (`on_every_problem`)."""
+    if values.empty:
+        return pd.DataFrame(), {}
+    costs = values.assign(value=np.where(values["direction"] == "max", -values["value"],
+                                         values["value"]))
+    kept, left_out = on_every_problem(costs)
+    return stats.across_tasks(kept, "min", baseline), left_out
 
 
 def on_every_problem(values: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
