@@ -39,17 +39,10 @@ SUBSET_DRAWS = 500  # bootstrap draws of trial subsets per budget (seeded)
 
 
 def objective_colors(objectives: list[str]) -> dict[str, tuple]:
-    """One fixed colour per objective name: the report package's `style(objective)` when present
-    (the same colours as every other figure), else seaborn's colour-blind palette in sorted-name
-    order."""
-    try:
-        from bench.report.figures import style  # type: ignore[import-not-found]
-    except ImportError:
-        import seaborn as sns
+    """One fixed colour per objective name: the report package's `style(objective)` (the same
+    colours as every other figure)."""
+    from bench.report.figures import style
 
-        names = sorted(set(objectives))
-        colours = sns.color_palette("colorblind", max(len(names), 1))
-        return {o: colours[i % len(colours)] for i, o in enumerate(names)}
     return {o: style(o)[0] for o in objectives}
 
 
@@ -143,11 +136,11 @@ def _save(fig, data: pd.DataFrame, stem: Path) -> list[Path]:
 def sensitivity_figure(scores: pd.DataFrame, sweep, task: str, model: str,
                        out: Path) -> list[Path]:
     """Validation score (mean over tuning seeds) vs each swept hyper-parameter of (task, model)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullLocator
+
+    from bench.report.figures import pyplot
+
+    plt = pyplot()
 
     mine = scores[(scores.task == task) & (scores.model == model) & (scores.status == "done")]
     per_trial = mine.groupby(["objective", "trial"], as_index=False).agg(
@@ -205,11 +198,11 @@ def budget_figure(out: Path, values_of: Callable[[Path], pd.DataFrame], sweep,
     """Test score of the selected config vs budget (left) and bootstrapped best validation score
     vs budget (right) for (task, model); `values_of(folder)`: `final_values` of a results
     folder."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    from bench.report.figures import pyplot
+
+    plt = pyplot()
 
     metric, direction = sweep.metric_of(task)
     mine = budgets[(budgets.task == task) & (budgets.model == model)]
@@ -348,11 +341,9 @@ def profile_figure(values: pd.DataFrame, figures: Path) -> list[Path]:
     """Dolan-Moré performance profile of the winners over the (task, model) problems whose
     selection metric is a positive cost (direction 'min'; mean over final seeds). values:
     `final_values` of the final phase with a `problem` column."""
-    import matplotlib
+    from bench.report.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     values, _ = on_every_problem(values[values["direction"] == "min"])
     costs = values.pivot_table(index="problem", columns="objective", values="value",
                                aggfunc="mean").dropna()

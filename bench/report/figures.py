@@ -55,7 +55,7 @@ def _model_title(model: str) -> str:
     return f"{model} alone (nothing trained)" if model in REFERENCE_MODELS else model
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,7 +114,7 @@ def _save(fig, data: pd.DataFrame, path: Path) -> list[Path]:
     for suffix, metadata in ((".png", {}), (".pdf", {"CreationDate": None})):  # reproducible
         fig.savefig(path.with_suffix(suffix), dpi=150, bbox_inches="tight", metadata=metadata)
         written.append(path.with_suffix(suffix))
-    _plt().close(fig)
+    pyplot().close(fig)
     data.to_csv(path.with_suffix(".csv"), index=False, float_format="%.12g")
     return [*written, path.with_suffix(".csv")]
 
@@ -152,7 +152,7 @@ def training_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) ->
     base_curves = band(train[train.metric == base], "step").rename(columns={"step": "epoch"})
     hinge = train[train.metric == "train_hinge"]
     hinge_curves = band(hinge, "step").rename(columns={"step": "epoch"})
-    plt = _plt()
+    plt = pyplot()
     panels = 2 if not hinge_curves.empty else 1
     fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 2.8), squeeze=False)
     axes = list(axes[0])
@@ -183,7 +183,7 @@ def iteration_figure(task: str, model: str, metrics: pd.DataFrame, metric: str, 
     if reference is not None and not reference.empty:
         ref_data = reference[(reference.phase == "test_iter") & (reference.metric == metric)]
         ref = band(ref_data, "step", keys=("model",)).rename(columns={"step": "iteration"})
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.4, 2.8))
     _draw(ax, curves, "iteration", ref)
     family = family_of(task, data)
@@ -210,7 +210,7 @@ def success_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> 
         return []
     data = data.assign(threshold=data.metric.str.removeprefix("success@").astype(float))
     curves = band(data, "threshold")
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.4, 2.8))
     _draw(ax, curves, "threshold")
     ax.set_xscale("log")
@@ -232,7 +232,7 @@ def slice_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> li
     wide = slices.pivot_table(index=["run_id", "objective", "seed", "step"], columns="metric",
                               values="value").reset_index()
     curves = band(wide.rename(columns={"slice_t": "t", "slice_h": "value"}), "t")
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.4, 2.8))
     _draw(ax, curves, "t")
     ax.axhline(0, color="#999999", linewidth=0.6)
@@ -269,7 +269,7 @@ def violation_figure(values: pd.DataFrame, path: Path) -> list[Path]:
         labels.append(f"{task} · {model}")
         position += len(group) + 0.8
     bars = bars.drop(columns="rank").assign(y=y)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 0.16 * position + 0.8))
     for objective in sorted(bars.objective.unique(), key=order.get):
         rows = bars[bars.objective == objective]
@@ -288,7 +288,7 @@ def violation_figure(values: pd.DataFrame, path: Path) -> list[Path]:
 def profile_figure(profile: pd.DataFrame, area: pd.Series, problems: int, metric: str,
                    path: Path) -> list[Path]:
     """Dolan-Moré performance profile (computed by `bench.stats`) with its normalised area."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.4, 2.8))
     for col in objective_order(profile.columns):
         colour, marker = style(col)
