@@ -93,10 +93,8 @@ def commits(runs: pd.DataFrame) -> list[str]:
 def with_family(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """`frame` (with a `task` column) plus `family`: as recorded in runs.parquet (`Task.family`),
     else, for tables written before runs recorded it, the task name up to its first `_`."""
-    recorded = {}
-    if "family" in runs:
-        recorded = runs.dropna(subset=["family"]).groupby("task")["family"].first().to_dict()
-    return frame.assign(family=[recorded.get(t) or family_of(t) for t in frame["task"]])
+    families = {task: family_of(task, runs) for task in frame["task"].unique()}
+    return frame.assign(family=frame["task"].map(families))
 
 
 def final_values(metrics: pd.DataFrame) -> pd.DataFrame:
