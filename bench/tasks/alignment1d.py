@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import cached_dataset
-from bench.tasks import splits
 from bench.tasks.base import Batch, Task
 from bench.tasks.forms import Base, Forms, HForm
 from dlc import Euclidean, Space
@@ -201,9 +200,6 @@ class Alignment1D(Forms, Task):
     @property
     def space(self) -> Space:
         return self._space
-
-    def dataset(self, split: str):
-        return splits.select(split, self._source, self.data_seed)
 
     def _source(self, split: str):
         """The generated 'train' or 'test' split (before the validation split is carved)."""

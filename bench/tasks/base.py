@@ -6,7 +6,9 @@ through this interface, in plain tensors and dicts, BenchOpt-style:
 * `dataset(split)` -> `datasets.Dataset` in torch format (rows are dicts of tensors), for `split`
   in 'train', 'val', 'test' (`bench.tasks.splits.Split`): 'val' is the source's official validation
   split, or else carved out of its training data by a fixed data seed, disjoint from 'train'
-  (`bench.tasks.splits.select`); tuning reads 'val' only, 'test' is for final numbers;
+  (`bench.tasks.splits.select`); tuning reads 'val' only, 'test' is for final numbers. A task
+  implements `_source(split)` (its 'train' and 'test' data, and 'val' where the source has one);
+  `Task.dataset` does the carving;
 * `forward(model, batch)` -> network outputs, whatever `h` closes over;
 * `target(batch)` -> the ground truth w* `[B, ...]`, a point of `space`;
 * `h(outputs, w)` -> the loss as a function of the target, `w` `[K, B, ...]` -> `[K, B]` (DLC's h);
@@ -32,6 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from bench.tasks import splits
 from dlc import Space
 
 Batch = Mapping[str, torch.Tensor]
@@ -80,10 +83,16 @@ class Task(abc.ABC):
         return False, ""
 
     # --- data ----------------------------------------------------------------------------------
-    @abc.abstractmethod
     def dataset(self, split: str):
         """`datasets.Dataset` (torch format) for split 'train', 'val' or 'test' (see the module
-        docstring; `bench.tasks.splits.select` does the carving)."""
+        docstring): `bench.tasks.splits.select` carves 'val' from `_source('train')` unless the
+        source has its own."""
+        return splits.select(split, self._source, self.data_seed)
+
+    @abc.abstractmethod
+    def _source(self, split: str):
+        """The source's 'train' or 'test' split (and 'val' where it has an official one), before
+        the validation split is carved."""
 
     # --- the learning problem ------------------------------------------------------------------
     @property

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from kornia.geometry.linalg import transform_points
 from torch import nn
 
-from bench.tasks import splits
 from bench.tasks.base import Batch, Task
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.homography.data import DLKNProtocol
@@ -103,9 +102,6 @@ class HomographyTask(Forms, Task):
     @property
     def space(self) -> Space:
         return self._space
-
-    def dataset(self, split: str):
-        return splits.select(split, self._source, self.data_seed)
 
     def _source(self, split: str):
         """The source's 'train' or 'test' split (before the validation split is carved)."""

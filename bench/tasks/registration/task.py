@@ -39,7 +39,6 @@ from torch import nn
 
 from bench.data import cached_dataset
 from bench.metrics import Metric, Trace
-from bench.tasks import splits
 from bench.tasks.base import Batch, Task
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.registration import geometry as geo
@@ -197,9 +196,6 @@ class Registration(Forms, Task):
         order = np.random.default_rng(params["seed"]).permutation(len(columns["label"]))
         return {"data": np.asarray(columns["data"])[order],
                 "label": np.asarray(columns["label"])[order]}
-
-    def dataset(self, split: str):
-        return splits.select(split, self._source, self.data_seed)
 
     def _source(self, split: str):
         """The source's 'train' or 'test' split (before the validation split is carved)."""

@@ -43,7 +43,6 @@ from torch import nn
 
 from bench.data import cached_dataset
 from bench.metrics import Metric, Trace
-from bench.tasks import splits
 from bench.tasks.base import Batch, Task
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.sequence import generators
@@ -171,9 +170,6 @@ class SequenceTask(Forms, Task):
             return True, (f"model {type(model).__name__} has (input, output) sizes {sizes}, "
                           f"task {type(self).__name__} needs {(self.input_size, self.output_size)}")
         return False, ""
-
-    def dataset(self, split: str):
-        return splits.select(split, self._source, self.data_seed)
 
     def _source(self, split: str):
         """The generated 'train' or 'test' split (before the validation split is carved)."""
