@@ -30,7 +30,7 @@ from bench.config import ConfigError, resolve
 from bench.executors import Resources, execute
 from bench.result_tables import TablesWouldShrink, collect, read_tables
 from bench.schema import Status
-from bench.store import clean_staging, inspect_run, is_done, record_status
+from bench.store import clean_staging, inspect_run, is_done, record_status, runs_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,11 +72,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     for cell in cells:
         if cell.skip_reason:
             statuses[cell.run_id] = f"skipped: {cell.skip_reason}"
-        elif is_done(results, cell.run_id, cell.key):
+            continue
+        folder = runs_dir(results) / cell.run_id
+        state = inspect_run(folder) if folder.is_dir() else None  # one read per folder
+        if state is not None and state.is_done(cell.key):
             statuses[cell.run_id] = str(Status.DONE)
         else:
-            folder = results / "runs" / cell.run_id
-            state = inspect_run(folder) if folder.is_dir() else None
             was = "" if state is None else "damaged" if state.damaged else state.record["status"]
             statuses[cell.run_id] = "to run" + (f" (was {was})" if was else "")
     if args.dry_run:

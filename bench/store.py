@@ -112,6 +112,11 @@ class RunState:
     def damaged(self) -> bool:
         return bool(self.problem)
 
+    def is_done(self, key: str) -> bool:
+        """Finished successfully with cache key `key`, its folder complete (resume skips it)."""
+        return (not self.damaged and self.record.get("status") == Status.DONE
+                and self.record.get("key") == key)
+
 
 def missing_files(folder: Path, status: str) -> str:
     """'' when `folder` holds every file a run with `status` needs, else what is missing/unreadable."""
@@ -151,11 +156,7 @@ def is_done(results: Path, run_id: str, key: str) -> bool:
     """True when the run finished successfully with the same cache key and its folder is complete
     (resume skips it)."""
     folder = runs_dir(results) / run_id
-    if not folder.is_dir():
-        return False
-    state = inspect_run(folder)
-    return (not state.damaged and state.record.get("status") == Status.DONE
-            and state.record.get("key") == key)
+    return folder.is_dir() and inspect_run(folder).is_done(key)
 
 
 class RunWriter:
