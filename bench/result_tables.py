@@ -67,12 +67,15 @@ def read_saved(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return saved[0], saved[1]
 
 
-def build_tables(results: Path, keep_saved: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_tables(results: Path, keep_saved: bool = True,
+                 saved: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(metrics, runs) from the run folders, plus (when `keep_saved`) the saved rows of runs whose
-    folder is not in `results/runs`. Reads only."""
+    folder is not in `results/runs` (`saved`: `read_saved(results)` when the caller has it
+    already). Reads only."""
     runs, frames = scan_runs(results)
     if keep_saved:
-        saved_metrics, saved_runs = read_saved(results)
+        saved_metrics, saved_runs = saved if saved is not None else read_saved(results)
         if not saved_runs.empty:
             here = set(runs["run_id"]) if not runs.empty else set()
             elsewhere = saved_runs[~saved_runs["run_id"].isin(here)]
@@ -114,9 +117,10 @@ def collect(results: Path, force: bool = False) -> tuple[pd.DataFrame, pd.DataFr
     unless `force`; with `force`, saved rows of runs without a folder here are dropped too.
     """
     results = Path(results)
-    metrics, runs = build_tables(results, keep_saved=not force)
-    if not force:
-        lost = lost_runs(read_saved(results)[1], runs)
+    saved = None if force else read_saved(results)  # read once: kept rows and the shrink check
+    metrics, runs = build_tables(results, keep_saved=not force, saved=saved)
+    if saved is not None:
+        lost = lost_runs(saved[1], runs)
         if lost:
             reasons = runs.set_index("run_id")["reason"] if not runs.empty else pd.Series(dtype=str)
             first = reasons.get(lost[0], "its folder is gone")
