@@ -213,6 +213,7 @@ def expand_cells(
     scale_file = resolve("scales", matrix.scale)
     extra = [resolve("", f) for f in gin_files]
     bindings = list(matrix.bindings) + list(gin_bindings)
+    @functools.cache  # a fine-tuning parent is also an ordinary combination: built once
     def build(task: str, model: str, objective: str) -> _Built:
         axes = [resolve("tasks", task), resolve("models", model), resolve("objectives", objective)]
         family = task_family([scale_file, *axes, *extra], bindings)
