@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,6 +276,15 @@ def expand_cells(
                     child = cell(built, seed, first)
                     cells.setdefault(child.run_id, child)
     return list(cells.values())
+
+
+def combinations(parts: Sequence[Matrix]) -> Iterator[tuple[Matrix, str, str, str]]:
+    """(part, task, model, objective) for every combination of every part, in matrix order."""
+    for part in parts:
+        for task in part.tasks:
+            for model in part.models:
+                for objective in part.objectives:
+                    yield part, task, model, objective
 
 
 def waves(cells: Sequence[Cell]) -> list[list[Cell]]:

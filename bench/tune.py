@@ -31,7 +31,7 @@ from filelock import FileLock, Timeout
 
 from bench.cell import Cell
 from bench.config import ConfigError, resolve
-from bench.matrix import Matrix, expand_cells, load_matrix
+from bench.matrix import Matrix, combinations, expand_cells, load_matrix
 from bench.result_tables import collect
 from bench.select import select, selected_path, trial_scores
 from bench.store import atomic_write_text, clean_staging, is_done, record_status
@@ -120,14 +120,6 @@ def run_cells(cells: Sequence[Cell], executor: str, jobs: int, threads: int) -> 
     return outcomes
 
 
-def _combos(parts: Sequence[Matrix]):
-    for part in parts:
-        for task in part.tasks:
-            for model in part.models:
-                for objective in part.objectives:
-                    yield part, task, model, objective
-
-
 def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace) -> int:
     for part in parts:
         check_budgets(sweep, [Path(o).stem for o in part.objectives], args.allow_unequal_budgets)
@@ -135,7 +127,7 @@ def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.
         return _tune_sequential(parts, sweep, out, args)
     points = sample_params(sweep, list(sweep.spaces))
     cells, manifest = [], []
-    for part, task, model, objective in _combos(parts):
+    for part, task, model, objective in combinations(parts):
         name = Path(objective).stem
         for trial, params in enumerate(points[name]):
             made = trial_cells(part, task, model, objective, trial, params, out, args.device,
@@ -160,7 +152,7 @@ def _tune_sequential(parts: Sequence[Matrix], sweep: Sweep, out: Path,
     for trial in range(max(sweep.budget(Path(o).stem) for p in parts for o in p.objectives)):
         cells = []
         scores = trial_scores(out, manifest, sweep) if manifest else None
-        for part, task, model, objective in _combos(parts):
+        for part, task, model, objective in combinations(parts):
             name = Path(objective).stem
             if trial >= sweep.budget(name):
                 continue
@@ -211,7 +203,7 @@ def final_cells(parts: Sequence[Matrix], sweep: Sweep, out: Path, device: str) -
     (`budget0/`, unless the sweep sets `budget0 = False`), all evaluated on the test split."""
     test = [binding_text(EVAL_SPLIT, "test")]
     cells = []
-    for part, task, model, objective in _combos(parts):
+    for part, task, model, objective in combinations(parts):
         narrow = replace(part, tasks=[task], models=[model], objectives=[objective],
                          seeds=list(sweep.final_seeds))
         chosen = selected_path(out, Path(task).stem, Path(model).stem, Path(objective).stem)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.matrix import Matrix, expand_cells
+from bench.matrix import Matrix, combinations, expand_cells
 
 STARTUP_S = 0.5  # per-cell start-up margin: cells fork from a server that imported the suite
                  # once (milliseconds), not a fresh interpreter (4.7 s CPU to import torch)
@@ -44,22 +44,18 @@ def estimate(parts: Sequence[Matrix], sweep, results: Path, jobs: int = 1) -> pd
     'TOTAL' row with the wall time on `jobs` parallel workers (start-up included)."""
     times = measured_times(results)
     rows = []
-    for part in parts:
-        for task in part.tasks:
-            for model in part.models:
-                for objective in part.objectives:
-                    narrow = replace(part, tasks=[task], models=[model], objectives=[objective],
-                                     seeds=[0])
-                    cell = expand_cells(narrow, Path("/nonexistent"))[0]
-                    if cell.skip_reason:
-                        continue
-                    name = Path(objective).stem
-                    seconds, source = _time_of(times, cell.task, cell.model, name)
-                    tune = sweep.budget(name) * len(part.seeds)
-                    final = len(sweep.final_seeds) * (1 + int(sweep.budget0) + len(sweep.budgets))
-                    rows.append(dict(task=cell.task, model=cell.model, objective=name,
-                                     tune_cells=tune, final_cells=final, cell_s=seconds,
-                                     source=source, total_s=(tune + final) * seconds))
+    for part, task, model, objective in combinations(parts):
+        narrow = replace(part, tasks=[task], models=[model], objectives=[objective], seeds=[0])
+        cell = expand_cells(narrow, Path("/nonexistent"))[0]
+        if cell.skip_reason:
+            continue
+        name = Path(objective).stem
+        seconds, source = _time_of(times, cell.task, cell.model, name)
+        tune = sweep.budget(name) * len(part.seeds)
+        final = len(sweep.final_seeds) * (1 + int(sweep.budget0) + len(sweep.budgets))
+        rows.append(dict(task=cell.task, model=cell.model, objective=name, tune_cells=tune,
+                         final_cells=final, cell_s=seconds, source=source,
+                         total_s=(tune + final) * seconds))
     table = pd.DataFrame(rows)
     cells = int(table["tune_cells"].sum() + table["final_cells"].sum())
     work = float(table["total_s"].sum()) + cells * STARTUP_S
