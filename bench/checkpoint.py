@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bench.store import file_mode
+
 FILENAME = "weights.safetensors"
 FORMAT = "dlc-bench-weights/1"
 
@@ -44,6 +46,7 @@ def save(path: Path, model: nn.Module, objective: nn.Module | None = None,
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"format": FORMAT, **(metadata or {})})
+        os.chmod(tmp, file_mode())  # the umask's mode, as every file of a run folder (mkstemp: 0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

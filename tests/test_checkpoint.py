@@ -43,3 +43,16 @@ def test_mismatched_models_and_missing_files_are_named(tmp_path: Path) -> None:
     save_file({"x": torch.zeros(1)}, str(tmp_path / "foreign.safetensors"))
     with pytest.raises(CheckpointError, match="format None"):
         read(tmp_path / "foreign.safetensors")
+
+
+def test_the_weights_file_gets_the_umask_mode_like_every_run_file(tmp_path: Path) -> None:
+    import os
+
+    from bench.store import file_mode
+
+    old = os.umask(0o036)  # 0o640, not mkstemp's 0o600 nor the usual 0o644
+    try:
+        path = save(tmp_path / "weights.safetensors", nn.Linear(3, 4))
+        assert file_mode() == 0o640 and path.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
