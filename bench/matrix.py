@@ -213,7 +213,6 @@ def expand_cells(
     scale_file = resolve("scales", matrix.scale)
     extra = [resolve("", f) for f in gin_files]
     bindings = list(matrix.bindings) + list(gin_bindings)
-    @functools.cache  # a fine-tuning parent is also an ordinary combination: built once
     def build(task: str, model: str, objective: str) -> _Built:
         axes = [resolve("tasks", task), resolve("models", model), resolve("objectives", objective)]
         family = task_family([scale_file, *axes, *extra], bindings)
@@ -256,14 +255,17 @@ def expand_cells(
             timeout=float(matrix.timeout),
         )
 
+    # a fine-tuning parent is also an ordinary combination: built once (wrapped, not decorated,
+    # so that mutation testing still mutates `build`)
+    build_once = functools.cache(build)
     cells: dict[str, Cell] = {}
     for task in matrix.tasks:
         for model in matrix.models:
             for objective in matrix.objectives:
-                built = build(task, model, objective)
+                built = build_once(task, model, objective)
                 # a cell skipped on its own needs no parent: only runnable children add theirs
                 wants_parent = built.init_from and not built.skip_reason
-                parent = build(task, model, built.init_from) if wants_parent else None
+                parent = build_once(task, model, built.init_from) if wants_parent else None
                 if parent is not None and parent.init_from:
                     raise ConfigError(
                         f"cell (task={task}, model={model}, objective={objective}): its init_from "
