@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -65,6 +65,9 @@ class Task(abc.ABC):
     #: the minimum of the base loss when the task declares one (e.g. 0 for CE/MSE); the runner then
     #: records `train_optimality_gap` = training base loss - optimum per epoch
     optimum: float | None = None
+    #: parameters only evaluation reads: changing them re-evaluates saved weights, never retrains
+    #: (`bench.identity`); a subclass adds its own (e.g. test-time solver settings) to this set
+    EVALUATION_PARAMETERS: ClassVar[frozenset[str]] = frozenset({"metrics"})
 
     def __init__(self, metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0) -> None:
         self.metrics = list(metrics)
