@@ -101,6 +101,14 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
         "evaluate", help="re-evaluate finished runs from their saved weights (never trains)")
     _cell_arguments(evaluate, "a matrix (its cells whose finished run differs only in evaluation "
                               "settings) or a results folder (every done run in it, as saved)")
+    estimate = sub.add_parser("estimate", help="what `run` would cost: cells, cell-hours, wall "
+                                               "time, cells per GPU (runs nothing)")
+    _cell_arguments(estimate)
+    estimate.add_argument("--from", dest="timings", type=existing_results, metavar="RESULTS",
+                          help="seconds per cell from the done runs of this results folder")
+    estimate.add_argument("--calibrate", action="store_true",
+                          help="time a few training steps and one evaluation batch of each "
+                               "(task, model, objective) on --device instead")
 
     lst = sub.add_parser("list", help="cells of a results folder with status and reason (reads only)")
     lst.add_argument("results", type=existing_results)

@@ -9,6 +9,7 @@ What each command reads and writes:
 * `evaluate MATRIX|RESULTS`: re-evaluates finished runs from their saved weights (never trains):
   a matrix's cells that differ from their finished run only in evaluation settings, or every done
   run of a results folder.
+* `estimate MATRIX [--from RESULTS | --calibrate]`: what `run` would cost (runs nothing).
 * `list RESULTS`, `report RESULTS`: read only (`report` writes its files under `--out`, default
   `RESULTS/report`).
 * `collect RESULTS [--force]`: rebuilds the tables from the run folders.
@@ -165,6 +166,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return report_failed(outcomes)
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """Cells still to run, their time per cell and in total, and cells that need absent data."""
+    from bench.estimate import estimate_cells
+
+    _, results, cells = expand_arguments(args)
+    todo = plan(cells).todo
+    timings = args.timings
+    if timings is None and not args.calibrate:
+        if not (results / "runs.parquet").is_file():
+            raise UsageError(f"no timings: {results} has no runs.parquet; give --from RESULTS "
+                             "(a results folder with done runs) or --calibrate")
+        timings = results
+    gpu_mib = None
+    if args.calibrate and args.device.startswith("cuda"):
+        import torch
+
+        gpu_mib = torch.cuda.get_device_properties(
+            int(args.device.split(":")[1]) if ":" in args.device else 0).total_memory / 2**20
+    table, missing = estimate_cells(todo, args.jobs, None if args.calibrate else timings,
+                                    args.device if args.calibrate else None, gpu_mib)
+    if missing:
+        print(f"{len(missing)} cell(s) need local data that is absent (left out below):")
+        for run_id, why in missing:
+            print(f"  {run_id}: {why}")
+    print(f"{len(cells)} cells, {len(todo)} to run -> {results}")
+    print(table.to_string(index=False))
+    return 0
+
+
 def _label(cell, run_id: str) -> str:
     """What tells cells apart in a progress bar: `task model objective s<seed>`."""
     if cell is None:
@@ -230,7 +260,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return tune_main(args)
 
 
-COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "list": cmd_list, "collect": cmd_collect, "catalog": cmd_catalog,
+COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "estimate": cmd_estimate, "list": cmd_list, "collect": cmd_collect, "catalog": cmd_catalog,
             "report": cmd_report, "tune": cmd_tune}
 
 

@@ -92,6 +92,12 @@ class Task(abc.ABC):
         source has its own."""
         return splits.select(split, self._source, self.data_seed)
 
+    def missing_data(self) -> str:
+        """'' when this task's data can be made or read on this machine, else one line naming the
+        local files it expects (checked without loading them, so `bench estimate` lists such
+        cells up front). Generated data: always ''."""
+        return ""
+
     @abc.abstractmethod
     def _source(self, split: str):
         """The source's 'train' or 'test' split (and 'val' where it has an official one), before
