@@ -96,7 +96,48 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="run (or resume) an experiment matrix")
-    run.add_argument("matrix", help="matrix gin file (path or name under gin/matrices/)")
+    _cell_arguments(run)
+    evaluate = sub.add_parser(
+        "evaluate", help="re-evaluate finished runs from their saved weights (never trains)")
+    _cell_arguments(evaluate, "a matrix (its cells whose finished run differs only in evaluation "
+                              "settings) or a results folder (every done run in it, as saved)")
+    estimate = sub.add_parser("estimate", help="what `run` would cost: cells, cell-hours, wall "
+                                               "time, cells per GPU (runs nothing)")
+    _cell_arguments(estimate)
+    estimate.add_argument("--from", dest="timings", type=existing_results, metavar="RESULTS",
+                          help="seconds per cell from the done runs of this results folder")
+    estimate.add_argument("--calibrate", action="store_true",
+                          help="time a few training steps and one evaluation batch of each "
+                               "(task, model, objective) on --device instead")
+
+    lst = sub.add_parser("list", help="cells of a results folder with status and reason (reads only)")
+    lst.add_argument("results", type=existing_results)
+
+    sub.add_parser("catalog", help="what can be run: tasks, models, objectives, scales and "
+                                   "matrices under gin/, each with the first line of its comment")
+
+    col = sub.add_parser("collect", help="rebuild a results folder's tables from its run folders")
+    col.add_argument("results", type=existing_results)
+    col.add_argument("--force", action="store_true",
+                     help="rebuild even if done runs lose their rows (damaged or deleted folders)")
+
+    rep = sub.add_parser("report", help="tables and figures from a results folder (reads it only)")
+    rep.add_argument("results", type=existing_results)
+    rep.add_argument("--out", type=results_folder, help="output folder (default RESULTS/report)")
+    rep.add_argument("--format", default="md,tex,csv", help="table formats")
+    rep.add_argument("--baseline", default="plain", help="objective the others are compared with")
+
+    from bench.tune import add_parser as add_tune
+
+    add_tune(sub)
+    return parser
+
+
+def _cell_arguments(run: argparse.ArgumentParser,
+                    what: str = "matrix gin file (path or name under gin/matrices/)") -> None:
+    """The arguments of the verbs that expand a matrix into cells and run them (`run`,
+    `evaluate`)."""
+    run.add_argument("matrix", help=what)
     run.add_argument("--results", type=results_folder,
                      help="results folder (default results/<matrix>)")
     run.add_argument("--tasks", help="comma-separated task gin files: replace the task axis")
@@ -125,25 +166,3 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bars (default: one bar over the cells, and a per-epoch bar "
                           "with the sequential executor on a terminal)")
-
-    lst = sub.add_parser("list", help="cells of a results folder with status and reason (reads only)")
-    lst.add_argument("results", type=existing_results)
-
-    sub.add_parser("catalog", help="what can be run: tasks, models, objectives, scales and "
-                                   "matrices under gin/, each with the first line of its comment")
-
-    col = sub.add_parser("collect", help="rebuild a results folder's tables from its run folders")
-    col.add_argument("results", type=existing_results)
-    col.add_argument("--force", action="store_true",
-                     help="rebuild even if done runs lose their rows (damaged or deleted folders)")
-
-    rep = sub.add_parser("report", help="tables and figures from a results folder (reads it only)")
-    rep.add_argument("results", type=existing_results)
-    rep.add_argument("--out", type=results_folder, help="output folder (default RESULTS/report)")
-    rep.add_argument("--format", default="md,tex,csv", help="table formats")
-    rep.add_argument("--baseline", default="plain", help="objective the others are compared with")
-
-    from bench.tune import add_parser as add_tune
-
-    add_tune(sub)
-    return parser

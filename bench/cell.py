@@ -9,9 +9,16 @@ from dataclasses import asdict, dataclass
 class Cell:
     """Everything a worker needs to run one cell; picklable and JSON-able.
 
-    run_id: folder name, `<task>-<model>-<objective>-s<seed>-<key[:8]>`.
+    run_id: folder name, `<task>-<model>-<objective>-s<seed>-<train_key[:8]>`.
     family: the task family (`Task.family` of the built cell), e.g. `alignment1d`.
-    key: cache key, sha256 of (the config text without comments and blank lines, seed, version).
+    key: cache key, sha256 of `train_key` and `eval_key` (`bench.identity`): a run is done when
+        its folder holds this key.
+    train_key: sha256 of the config's training statements (normal form), the seed, the version
+        and a parent's training key; eval_key: sha256 of its evaluation-only statements (metrics,
+        landscape settings, evaluation batch size). A done run with the same `train_key` but
+        another `eval_key` is re-evaluated from its saved weights, not retrained.
+    evaluate_only: re-evaluate the weights saved in this cell's run folder instead of training
+        (set by the runner, never by a matrix).
     config_text: the requested gin config with includes inlined (what the worker parses).
     files, bindings: where that text came from (for the record).
     results: the results folder (a string, so the cell pickles anywhere).
@@ -46,6 +53,9 @@ class Cell:
     timeout: float = 0.0
     parent: str = ""
     eval_split: str = ""
+    train_key: str = ""
+    eval_key: str = ""
+    evaluate_only: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

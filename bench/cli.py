@@ -1,10 +1,15 @@
-"""Command line: `python -m bench run|list|collect|catalog|report|tune` (also `dlc-bench`).
+"""Command line: `python -m bench run|evaluate|list|collect|catalog|report|tune` (also
+`dlc-bench`).
 
 What each command reads and writes:
 
 * `run MATRIX`: checks every argument and builds every cell first (nothing is written on an
   error), then, holding the results folder's lock, runs the cells that are not done and rebuilds
   the tables (never dropping the rows of a done run; see `bench.result_tables`).
+* `evaluate MATRIX|RESULTS`: re-evaluates finished runs from their saved weights (never trains):
+  a matrix's cells that differ from their finished run only in evaluation settings, or every done
+  run of a results folder.
+* `estimate MATRIX [--from RESULTS | --calibrate]`: what `run` would cost (runs nothing).
 * `list RESULTS`, `report RESULTS`: read only (`report` writes its files under `--out`, default
   `RESULTS/report`).
 * `collect RESULTS [--force]`: rebuilds the tables from the run folders.
@@ -16,21 +21,18 @@ A bad argument or config is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from bench.arguments import build_parser
+from bench.cell_runner import folder_lock, plan, report_failed, run_cells, unique_cells
 from bench.config import ConfigError, resolve
-from bench.executors import Resources, execute
+from bench.executors import Resources
 from bench.result_tables import TablesWouldShrink, collect, read_tables
 from bench.schema import Status
-from bench.store import clean_staging, inspect_run, is_done, record_status, runs_dir
+from bench.store import inspect_run, runs_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,8 +45,10 @@ def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench.matrix import expand_cells, load_matrix, load_resources, restrict_tasks
+def expand_arguments(args: argparse.Namespace) -> tuple[Path, Path, list]:
+    """(matrix file, results folder, cells) of a `run`/`evaluate` command line: the matrix's
+    parts with the command line's axes, seeds, scale, timeout, gin files and bindings."""
+    from bench.matrix import expand_cells, load_matrix, restrict_tasks
 
     matrix_path = resolve("matrices", args.matrix)
     results = args.results or REPO / "results" / matrix_path.stem
@@ -64,8 +68,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.timeout is not None:
             matrix.timeout = args.timeout
         cells += expand_cells(matrix, results, args.gin_file, args.gin_bindings, args.device)
-    unique = {c.run_id: c for c in cells}  # overrides can make two parts name the same cell
-    cells = list(unique.values())
+    return matrix_path, results, unique_cells(cells)  # overrides can make parts share a cell
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.matrix import load_resources
+
+    matrix_path, results, cells = expand_arguments(args)
     resources = load_resources(matrix_path)
 
     statuses = {}
@@ -77,6 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         state = inspect_run(folder) if folder.is_dir() else None  # one read per folder
         if state is not None and state.is_done(cell.key):
             statuses[cell.run_id] = str(Status.DONE)
+        elif state is not None and state.can_reevaluate(cell.train_key):
+            statuses[cell.run_id] = "to re-evaluate"
         else:
             was = "" if state is None else "damaged" if state.damaged else state.record["status"]
             statuses[cell.run_id] = "to run" + (f" (was {was})" if was else "")
@@ -88,71 +99,99 @@ def cmd_run(args: argparse.Namespace) -> int:
                                           for s in statuses.values()).items()))
         return 0
 
-    todo = [c for c in cells if statuses[c.run_id].startswith("to run")]
-    results.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(results / ".run.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        print(f"another `bench run` is writing to {results}; waiting for it to finish "
-              f"(lock file {lock.lock_file})", file=sys.stderr)
-        lock.acquire()
-    try:
-        return _run_cells(args, results, cells, todo, resources)
-    finally:
-        lock.release()
+    with folder_lock(results, ".run.lock", "run"):
+        return _run_cells(args, results, cells, resources)
 
 
-def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
+def _run_cells(args: argparse.Namespace, results: Path, cells: list,
                resources: Resources) -> int:
-    """The part of `run` that writes: one driver at a time per results folder (a file lock), so
-    removing staging folders left by killed workers never touches a live run's."""
-    from bench.matrix import waves
-
-    todo = [c for c in todo if not is_done(results, c.run_id, c.key)]  # done while we waited?
-    if args.executor == "sequential" and not args.no_progress and sys.stderr.isatty():
-        todo = [replace(c, progress=True) for c in todo]
-    skipped = [c for c in cells if c.skip_reason]
-    removed = clean_staging(results)
-    if removed:
-        print(f"removed {removed} incomplete run folder(s) left by an interrupted run")
-    print(f"{len(cells)} cells: {len(cells) - len(todo) - len(skipped)} done, "
-          f"{len(skipped)} skipped, {len(todo)} to run -> {results}")
-    for cell in skipped:
+    """The part of `run` that writes, through the one cell-running path (`bench.cell_runner`),
+    under the results folder's lock."""
+    work = plan(cells)  # what is done now (another driver may have finished cells while we waited)
+    print(f"{len(work.cells)} cells: {len(work.cells) - len(work.todo) - len(work.skipped)} done, "
+          f"{len(work.skipped)} skipped, {len(work.todo)} to run -> {results}")
+    for cell in work.skipped:
         print(f"  skipped {cell.run_id}: {cell.skip_reason}")
-        record_status(results, cell, Status.SKIPPED, cell.skip_reason)
     begin = time.time()
-    # parents (init_from) first: each wave runs to its end before the next starts
-    outcomes = itertools.chain.from_iterable(
-        execute(wave, args.executor, args.jobs, args.threads, resources) for wave in waves(todo))
-    failed = []
     progress = None
-    if not args.no_progress and todo:
+    if not args.no_progress and work.todo:
         from tqdm import tqdm
 
-        progress = tqdm(total=len(todo), desc="matrix", unit="cell")
-    by_id = {c.run_id: c for c in todo}
-    for outcome in outcomes:
-        if outcome["status"] != Status.DONE:
-            failed.append(outcome)
+        progress = tqdm(total=len(work.todo), desc="matrix", unit="cell")
+
+    def advance(cell, outcome) -> None:
         if progress is not None:
-            progress.set_postfix_str(f"{_label(by_id.get(outcome['run_id']), outcome['run_id'])} "
-                                     f"{outcome['status']}")
+            progress.set_postfix_str(f"{_label(cell, outcome['run_id'])} {outcome['status']}")
             progress.update()
+
+    cell_bars = args.executor == "sequential" and not args.no_progress and sys.stderr.isatty()
+    outcomes = run_cells(cells, args.executor, args.jobs, args.threads, resources,
+                         on_outcome=advance, cell_progress=cell_bars)
     if progress is not None:
         progress.close()
-    try:
-        collect(results)
-        print(f"ran {len(todo)} cells in {time.time() - begin:.1f} s; "
-              f"tables: {results}/results.parquet")
-    except TablesWouldShrink as err:
-        print(f"ran {len(todo)} cells in {time.time() - begin:.1f} s; {err}", file=sys.stderr)
-    if failed:
-        print(f"{len(failed)} cell(s) did not finish:", file=sys.stderr)
-        for outcome in failed:
-            print(f"  {outcome['run_id']}: {outcome['status']}: {outcome['reason']}",
-                  file=sys.stderr)
-        return 1
+    print(f"ran {len(outcomes)} cells in {time.time() - begin:.1f} s -> {results}")
+    return report_failed(outcomes)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Re-evaluate finished runs from their saved weights; never trains. A MATRIX: its cells
+    whose finished run differs only in evaluation settings (cells that need training are listed
+    and left alone). A RESULTS folder: every done run in it, from its saved config (after a change
+    of evaluation code)."""
+    from bench.matrix import load_resources
+    from bench.reevaluate import saved_cells
+
+    target = Path(args.matrix)
+    if target.is_dir():
+        results, resources = target, None
+        cells = saved_cells(results)
+    else:
+        matrix_path, results, cells = expand_arguments(args)
+        resources = load_resources(matrix_path)
+        work = plan(cells)
+        if work.to_train:
+            print(f"{len(work.to_train)} cell(s) are not trained yet (run `bench run` first):")
+            for cell in work.to_train:
+                print(f"  {cell.run_id}")
+        cells = work.to_evaluate
+    print(f"{len(cells)} run(s) to re-evaluate in {results}")
+    if args.dry_run or not cells:
+        for cell in cells:
+            print(f"  {cell.run_id}")
+        return 0
+    with folder_lock(results, ".run.lock", "run"):
+        outcomes = run_cells(cells, args.executor, args.jobs, args.threads, resources,
+                             evaluate_only=True)
+    print(f"re-evaluated {len(outcomes)} run(s) -> {results}")
+    return report_failed(outcomes)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """Cells still to run, their time per cell and in total, and cells that need absent data."""
+    from bench.estimate import estimate_cells
+
+    _, results, cells = expand_arguments(args)
+    todo = plan(cells).todo
+    timings = args.timings
+    if timings is None and not args.calibrate:
+        if not (results / "runs.parquet").is_file():
+            raise UsageError(f"no timings: {results} has no runs.parquet; give --from RESULTS "
+                             "(a results folder with done runs) or --calibrate")
+        timings = results
+    gpu_mib = None
+    if args.calibrate and args.device.startswith("cuda"):
+        import torch
+
+        gpu_mib = torch.cuda.get_device_properties(
+            int(args.device.split(":")[1]) if ":" in args.device else 0).total_memory / 2**20
+    table, missing = estimate_cells(todo, args.jobs, None if args.calibrate else timings,
+                                    args.device if args.calibrate else None, gpu_mib)
+    if missing:
+        print(f"{len(missing)} cell(s) need local data that is absent (left out below):")
+        for run_id, why in missing:
+            print(f"  {run_id}: {why}")
+    print(f"{len(cells)} cells, {len(todo)} to run -> {results}")
+    print(table.to_string(index=False))
     return 0
 
 
@@ -221,7 +260,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return tune_main(args)
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "collect": cmd_collect, "catalog": cmd_catalog,
+COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "estimate": cmd_estimate, "list": cmd_list, "collect": cmd_collect, "catalog": cmd_catalog,
             "report": cmd_report, "tune": cmd_tune}
 
 

@@ -9,6 +9,7 @@ and so the cache key of every existing run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import gin
 import torch
@@ -42,6 +43,11 @@ class Experiment:
         eval_split: the split the test-time solver is evaluated on: 'test', or 'val' for tuning
             (recorded as phases 'val'/'val_iter'; then no test metric is computed).
     """
+
+    #: parameters only evaluation reads (`bench.identity`): changing them re-evaluates a finished
+    #: run's saved weights instead of retraining it
+    EVALUATION_PARAMETERS: ClassVar[frozenset[str]] = frozenset(
+        {"eval_batch_size", "landscape_examples", "landscape_rays", "landscape_points"})
 
     def __init__(
         self,

@@ -26,14 +26,12 @@ file and line and writes nothing, and an incompatible combination is skipped wit
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gin
 
-from bench import __version__
 from bench.cell import Cell
 from bench.config import (
     GIN_ROOT,
@@ -46,6 +44,7 @@ from bench.config import (
 )
 from bench.executors import Resources
 from bench.experiment import Experiment
+from bench.identity import cell_keys
 
 
 @gin.configurable(module="bench.matrix")
@@ -179,22 +178,6 @@ class _Built:
     init_from: str
 
 
-def canonical(config_text: str) -> str:
-    """`config_text` without full-line comments, blank lines and trailing spaces: what a cell's
-    identity depends on (editing a comment in a gin file re-runs nothing)."""
-    lines = (line.rstrip() for line in config_text.splitlines())
-    return "\n".join(line for line in lines if line and not line.lstrip().startswith("#")) + "\n"
-
-
-def cache_key(config_text: str, seed: int, parent_key: str = "") -> str:
-    """sha256 of the canonical config text, the seed, the package version and, for a cell that
-    starts from another's weights, that cell's key."""
-    blob = f"{canonical(config_text)}\n# seed={seed}\n# dlc-bench={__version__}\n"
-    if parent_key:
-        blob += f"# init_from={parent_key}\n"
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
 def expand_cells(
     matrix: Matrix,
     results: Path,
@@ -244,11 +227,11 @@ def expand_cells(
             text += f"# --- init_from {parent.run_id} key={parent.key}\n"
             if parent.skip_reason and not skip_reason:
                 skip_reason = f"its init_from cell {parent.run_id} is skipped: {parent.skip_reason}"
-        key = cache_key(text, seed, parent.key if parent is not None else "")
+        key, train_key, eval_key = cell_keys(text, seed, parent.train_key if parent else "")
         names = built.names
         return Cell(
-            run_id=f"{names[0]}-{names[1]}-{names[2]}-s{seed}-{key[:8]}",
-            key=key, task=names[0], model=names[1], objective=names[2], seed=int(seed),
+            run_id=f"{names[0]}-{names[1]}-{names[2]}-s{seed}-{train_key[:8]}",
+            key=key, train_key=train_key, eval_key=eval_key, task=names[0], model=names[1], objective=names[2], seed=int(seed),
             scale=matrix.scale, config_text=text, results=str(results), family=built.family,
             files=tuple(str(f) for f in built.files), bindings=tuple(bindings),
             device=device, skip_reason=skip_reason, parent=parent.run_id if parent else "",
@@ -288,10 +271,3 @@ def combinations(parts: Sequence[Matrix]) -> Iterator[tuple[Matrix, str, str, st
                 for objective in part.objectives:
                     yield part, task, model, objective
 
-
-def waves(cells: Sequence[Cell]) -> list[list[Cell]]:
-    """`cells` in dependency order: cells without a parent among them, then their children."""
-    ids = {c.run_id for c in cells}
-    first = [c for c in cells if c.parent not in ids]
-    second = [c for c in cells if c.parent in ids]
-    return [w for w in (first, second) if w]

@@ -9,7 +9,7 @@ records every metric's direction in `run.json` (`metric_directions`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import gin
 import torch
@@ -47,6 +47,8 @@ class Metric:
 
     name: str = ""
     direction: Direction = Direction.MIN
+    #: every parameter of a metric is read by evaluation only (`bench.identity`)
+    EVALUATION_PARAMETERS: ClassVar[str] = "*"
 
     def __call__(self, trace: Trace) -> torch.Tensor:
         raise NotImplementedError

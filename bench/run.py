@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import gin
+import pandas as pd
 import torch
 
 from bench import checkpoint
@@ -30,7 +32,7 @@ from bench.config import parse_text
 from bench.evaluate import check_finite, evaluate, metric_directions
 from bench.experiment import Experiment
 from bench.provenance import environment
-from bench.schema import Status
+from bench.schema import Phase, Status
 from bench.store import RunWriter, read_run, runs_dir
 from bench.train import Diverged, Recorder, pick_device, seed_everything, train
 
@@ -63,19 +65,24 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         if device.type == "cuda":
             record["device_name"] = torch.cuda.get_device_name(device)
             record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if cell.parent:
+        if cell.parent and not cell.evaluate_only:
             record["init_from"] = init_from_parent(cell, exp)
         if hasattr(exp.task, "describe"):
             record["dlc_form"] = exp.task.describe()
         exp.model.to(device)
         exp.objective.setup(exp.task)
         exp.objective.to(device)
-        record.update(train(exp, device, cell.seed, rec, progress=cell.progress))
+        if cell.evaluate_only:
+            record.update(reuse_training(cell, exp, writer, rec))
+        else:
+            record.update(train(exp, device, cell.seed, rec, progress=cell.progress))
+            checkpoint.save(writer.stage / checkpoint.FILENAME, exp.model, exp.objective,
+                            {"run_id": cell.run_id, "key": cell.key,
+                             "train_key": cell.train_key})
         record["metric_directions"] = metric_directions(exp)
+        seed_everything(cell.seed)  # evaluation starts from one random state, trained or reloaded
         evaluate(exp, device, rec)
         check_finite(rec.rows)
-        checkpoint.save(writer.stage / checkpoint.FILENAME, exp.model, exp.objective,
-                        {"run_id": cell.run_id, "key": cell.key})
         writer.write_text("operative.gin", gin.operative_config_str())
         record.update(status=Status.DONE, reason="")
     except (Diverged, FloatingPointError) as err:  # tasks raise the latter on non-finite values
@@ -91,6 +98,29 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     writer.publish(record)
     return {"run_id": cell.run_id, "status": str(record["status"]), "reason": record["reason"],
             "wall_time_s": record["wall_time_s"]}
+
+
+def reuse_training(cell: Cell, exp: Experiment, writer: RunWriter, rec: Recorder) -> dict:
+    """For a cell that differs from its finished run only in evaluation settings: load that run's
+    weights into `exp.model` (and objective), copy them and its training rows into the new run,
+    and return the training fields of its record (timings, init_from, ...) to keep."""
+    folder = runs_dir(Path(cell.results)) / cell.run_id
+    old = read_run(Path(cell.results), cell.run_id) or {}
+    if old.get("status") != Status.DONE or old.get("train_key") != cell.train_key:
+        raise checkpoint.CheckpointError(f"{folder}: no finished run with training key "
+                                         f"{cell.train_key[:8]} to re-evaluate")
+    weights = folder / checkpoint.FILENAME
+    checkpoint.load_model(weights, exp.model)
+    shutil.copyfile(weights, writer.stage / checkpoint.FILENAME)
+    trained = pd.read_parquet(folder / "metrics.parquet")
+    rec.rows.extend(trained[trained["phase"] == str(Phase.TRAIN)].to_dict("records"))
+    kept = {k: v for k, v in old.items() if k in TRAINING_RECORD_FIELDS}
+    return {**kept, "evaluated_from": {"key": old.get("key"), "finished": old.get("finished")}}
+
+
+#: run.json fields of training (`init_from`, and what `bench.train.train` returns) that a
+#: re-evaluation keeps from the trained run
+TRAINING_RECORD_FIELDS = ("init_from", "steps", "step_time_s", "step_time_mean_s")
 
 
 def init_from_parent(cell: Cell, exp: Experiment) -> dict[str, str]:

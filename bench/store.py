@@ -42,6 +42,8 @@ RUN_FIELDS = ("run_id", "task", "model", "objective", "seed", "scale", "status",
               "device_name", "wall_time_s", "step_time_s", "threads", "cpu", "python", "torch",
               "package_version", "git_sha", "key", "finished", "family")
 #: files a run folder holds besides run.json, by status (metrics.parquet must also be readable)
+#: the trained weights of a done run (`bench.checkpoint.FILENAME`)
+WEIGHTS = "weights.safetensors"
 REQUIRED_FILES = {Status.DONE: ("config.gin", "operative.gin", "metrics.parquet")}
 
 
@@ -116,6 +118,14 @@ class RunState:
         """Finished successfully with cache key `key`, its folder complete (resume skips it)."""
         return (not self.damaged and self.record.get("status") == Status.DONE
                 and self.record.get("key") == key)
+
+    def can_reevaluate(self, train_key: str) -> bool:
+        """Finished successfully with training key `train_key` and its weights saved: a cell that
+        differs from it only in evaluation settings re-evaluates these weights, never retrains."""
+        return (bool(train_key) and not self.damaged
+                and self.record.get("status") == Status.DONE
+                and self.record.get("train_key") == train_key
+                and (self.folder / WEIGHTS).is_file())
 
 
 def missing_files(folder: Path, status: str) -> str:

@@ -92,6 +92,26 @@ def train_directions(exp: Experiment) -> dict[str, Direction]:
     return {**TRAIN_DIRECTIONS, **logs}
 
 
+def train_step(exp: Experiment, batch: Columns, optimizer: torch.optim.Optimizer,
+               params: list[torch.nn.Parameter], device: torch.device, where: str = ""):
+    """One optimisation step of `exp.objective` on `batch` (already on `device`); returns the
+    objective's `ObjectiveOutput`. Raises `Diverged` (naming `where`) on a non-finite loss. On
+    CUDA it waits for the step to finish, so a timer around it measures the step."""
+    with torch.autocast(device.type, dtype=torch.bfloat16,
+                        enabled=exp.autocast_bf16 and device.type == "cuda"):
+        outputs = exp.task.forward(exp.model, batch)
+        result = exp.objective(exp.task, exp.model, outputs, batch)
+    if not torch.isfinite(result.loss):
+        raise Diverged(f"non-finite loss {result.loss.item()} {where}".rstrip())
+    optimizer.zero_grad(set_to_none=True)
+    result.loss.backward()
+    exp.clip(params)
+    optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return result
+
+
 def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
           progress: bool = False) -> dict[str, Any]:
     """Train `exp.model` with `exp.objective`; records the training metrics per epoch.
@@ -116,18 +136,8 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
         for batch in batches(columns, exp.batch_size, order):
             batch = to_device(batch, device)
             begin = time.perf_counter()
-            with torch.autocast(device.type, dtype=torch.bfloat16,
-                                enabled=exp.autocast_bf16 and device.type == "cuda"):
-                outputs = task.forward(model, batch)
-                result = objective(task, model, outputs, batch)
-            if not torch.isfinite(result.loss):
-                raise Diverged(f"non-finite loss {result.loss.item()} at step {step} (epoch {epoch})")
-            optimizer.zero_grad(set_to_none=True)
-            result.loss.backward()
-            exp.clip(params)
-            optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            result = train_step(exp, batch, optimizer, params, device,
+                                where=f"at step {step} (epoch {epoch})")
             step_times.append(time.perf_counter() - begin)
             sums["train_loss"] += result.loss.item()
             sums["train_original"] += float(result.base)

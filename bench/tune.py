@@ -27,14 +27,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from bench.cell import Cell
+from bench.cell_runner import folder_lock, plan, run_cells
 from bench.config import ConfigError, resolve
-from bench.matrix import Matrix, combinations, expand_cells, load_matrix
-from bench.result_tables import collect
+from bench.executors import Resources
+from bench.matrix import Matrix, combinations, expand_cells, load_matrix, load_resources
 from bench.select import select, selected_path, trial_scores
-from bench.store import atomic_write_text, clean_staging, is_done, record_status
+from bench.store import atomic_write_text
 from bench.sweep import (
     EVAL_SPLIT,
     Sweep,
@@ -98,33 +97,28 @@ def trial_cells(part: Matrix, task: str, model: str, objective: str, trial: int,
     return [replace(c, eval_split="val") for c in cells]
 
 
-def run_cells(cells: Sequence[Cell], executor: str, jobs: int, threads: int) -> list[dict]:
-    """Run the cells not yet done (skipped ones are recorded), then rebuild each results folder's
-    tables. Returns the outcomes of the cells that ran."""
-    from bench.executors import execute
-
-    folders = sorted({c.results for c in cells})
-    for folder in folders:
-        clean_staging(Path(folder))
-    for cell in cells:
-        if cell.skip_reason:
-            record_status(Path(cell.results), cell, "skipped", cell.skip_reason)
-    todo = [c for c in cells if not c.skip_reason and not is_done(Path(c.results), c.run_id, c.key)]
-    print(f"{len(cells)} cells: {len(todo)} to run, {len(cells) - len(todo)} done or skipped")
-    outcomes = list(execute(todo, executor, jobs, threads)) if todo else []
-    for folder in folders:
-        collect(Path(folder))
-    failed = [o for o in outcomes if o["status"] != "done"]
-    for outcome in failed:
-        print(f"  {outcome['run_id']}: {outcome['status']}: {outcome['reason']}", file=sys.stderr)
+def run_trial_cells(cells: Sequence[Cell], args: argparse.Namespace,
+                    resources: Resources | None) -> list[dict]:
+    """Run the cells not yet done through the one cell-running path (`bench.cell_runner`:
+    de-duplication, parents first, skip records, staging clean-up, the matrix's resources), then
+    rebuild each results folder's tables. Returns the outcomes of the cells that ran."""
+    work = plan(cells)
+    print(f"{len(work.cells)} cells: {len(work.todo)} to run, "
+          f"{len(work.cells) - len(work.todo)} done or skipped")
+    outcomes = run_cells(work.cells, args.executor, args.jobs, args.threads, resources)
+    for outcome in outcomes:
+        if outcome["status"] != "done":
+            print(f"  {outcome['run_id']}: {outcome['status']}: {outcome['reason']}",
+                  file=sys.stderr)
     return outcomes
 
 
-def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace) -> int:
+def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace,
+               resources: Resources | None = None) -> int:
     for part in parts:
         check_budgets(sweep, [Path(o).stem for o in part.objectives], args.allow_unequal_budgets)
     if sweep.sampler == "tpe":
-        return _tune_sequential(parts, sweep, out, args)
+        return _tune_sequential(parts, sweep, out, args, resources)
     points = sample_params(sweep, list(sweep.spaces))
     cells, manifest = [], []
     for part, task, model, objective in combinations(parts):
@@ -137,12 +131,12 @@ def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.
     if args.dry_run:
         return _print_dry(cells)
     atomic_write_text(out / "trials.json", json.dumps(manifest, indent=1) + "\n")
-    outcomes = run_cells(cells, args.executor, args.jobs, args.threads)
+    outcomes = run_trial_cells(cells, args, resources)
     return 1 if any(o["status"] != "done" for o in outcomes) else 0
 
 
 def _tune_sequential(parts: Sequence[Matrix], sweep: Sweep, out: Path,
-                     args: argparse.Namespace) -> int:
+                     args: argparse.Namespace, resources: Resources | None) -> int:
     """Optuna TPE: one trial index at a time for every (task, model, objective), each asked from
     the finished trials before it; already decided trials (trials.json) are reused on resume."""
     path = out / "trials.json"
@@ -171,7 +165,7 @@ def _tune_sequential(parts: Sequence[Matrix], sweep: Sweep, out: Path,
         if args.dry_run:
             return _print_dry(cells)
         atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
-        outcomes = run_cells(cells, args.executor, args.jobs, args.threads)
+        outcomes = run_trial_cells(cells, args, resources)
         status |= int(any(o["status"] != "done" for o in outcomes))
     return status
 
@@ -190,7 +184,9 @@ def _history(scores, key) -> list[tuple[dict, float]]:
 
 
 def _print_dry(cells: Sequence[Cell]) -> int:
-    todo = [c for c in cells if not c.skip_reason and not is_done(Path(c.results), c.run_id, c.key)]
+    work = plan(cells)
+    todo = work.todo
+    cells = work.cells
     for cell in cells:
         print(f"{cell.run_id:60s} {Path(cell.results).name} "
               f"{'skipped' if cell.skip_reason else 'to run' if cell in todo else 'done'}")
@@ -247,27 +243,19 @@ def main(args: argparse.Namespace) -> int:
 
         print(estimate(parts, sweep, args.estimate, args.jobs).to_string())
         return 0
+    resources = load_resources(matrix_path)
     if args.dry_run:
-        return _phases(parts, sweep, out, args)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(out / ".tune.lock"))  # one driver per tuning folder (staging clean-up)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        print(f"another `bench tune` is writing to {out}; waiting for it to finish",
-              file=sys.stderr)
-        lock.acquire()
-    try:
-        return _phases(parts, sweep, out, args)
-    finally:
-        lock.release()
+        return _phases(parts, sweep, out, args, resources)
+    with folder_lock(out, ".tune.lock", "tune"):  # one driver per tuning folder
+        return _phases(parts, sweep, out, args, resources)
 
 
-def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace) -> int:
+def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace,
+            resources: Resources | None) -> int:
     status = 0
     begin = time.time()
     if args.phase in ("tune", "all"):
-        status |= phase_tune(parts, sweep, out, args)
+        status |= phase_tune(parts, sweep, out, args, resources)
         if args.dry_run:
             return status
     if args.phase in ("select", "all") and not args.dry_run:  # a dry run writes nothing
@@ -277,7 +265,7 @@ def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Nam
         cells = final_cells(parts, sweep, out, args.device)
         if args.dry_run:
             return _print_dry(cells)
-        outcomes = run_cells(cells, args.executor, args.jobs, args.threads)
+        outcomes = run_trial_cells(cells, args, resources)
         status |= int(any(o["status"] != "done" for o in outcomes))
         from bench.report_protocol import write_protocol_report
 

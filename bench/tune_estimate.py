@@ -28,7 +28,7 @@ def measured_times(results: Path) -> pd.DataFrame:
     return runs.groupby(["task", "model", "objective"], as_index=False)["wall_time_s"].median()
 
 
-def _time_of(times: pd.DataFrame, task: str, model: str, objective: str) -> tuple[float, str]:
+def time_of(times: pd.DataFrame, task: str, model: str, objective: str) -> tuple[float, str]:
     same = times[(times.task == task) & (times.model == model)]
     for name, source in ((objective, "measured"), ("dlc", "as dlc")):
         hit = same[same.objective == name]
@@ -50,7 +50,7 @@ def estimate(parts: Sequence[Matrix], sweep, results: Path, jobs: int = 1) -> pd
         if cell.skip_reason:
             continue
         name = Path(objective).stem
-        seconds, source = _time_of(times, cell.task, cell.model, name)
+        seconds, source = time_of(times, cell.task, cell.model, name)
         tune = sweep.budget(name) * len(part.seeds)
         final = len(sweep.final_seeds) * (1 + int(sweep.budget0) + len(sweep.budgets))
         rows.append(dict(task=cell.task, model=cell.model, objective=name, tune_cells=tune,

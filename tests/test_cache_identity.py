@@ -11,9 +11,10 @@ from pathlib import Path
 import gin
 import pytest
 
-import bench.matrix
+import bench.identity
 from bench.config import parse_text
-from bench.matrix import Matrix, cache_key, expand_cells
+from bench.identity import training_key
+from bench.matrix import Matrix, expand_cells
 
 WEIGHT = "bench.objectives.DLC.weight"
 
@@ -25,14 +26,14 @@ def keys(tmp_path: Path, bindings=(), seeds=(0,), gin_bindings=(), gin_files=())
     return [cell.key for cell in cells]
 
 
-def test_cache_key_changes_with_text_seed_and_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    base = cache_key("a = 1\n", 0)
+def test_training_key_changes_with_text_seed_and_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = training_key("a = 1\n", 0)
     assert len(base) == 64 and int(base, 16) >= 0  # a sha256 hex digest
-    assert cache_key("a = 1\n", 0) == base
-    assert cache_key("a = 1\n", 1) != base
-    assert cache_key("a = 2\n", 0) != base
-    monkeypatch.setattr(bench.matrix, "__version__", "999.0")
-    assert cache_key("a = 1\n", 0) != base
+    assert training_key("a = 1\n", 0) == base
+    assert training_key("a = 1\n", 1) != base
+    assert training_key("a = 2\n", 0) != base
+    monkeypatch.setattr(bench.identity, "__version__", "999.0")
+    assert training_key("a = 1\n", 0) != base
 
 
 def test_cell_keys_change_with_seed_each_binding_and_binding_order(tmp_path: Path) -> None:

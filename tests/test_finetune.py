@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from bench.cell_runner import waves
 from bench.checkpoint import FILENAME, read
 from bench.experiment import Experiment
-from bench.matrix import expand_cells, load_matrix, waves
+from bench.matrix import expand_cells, load_matrix
 from tests.conftest import bench_cli, run_records, write_matrix
 
 

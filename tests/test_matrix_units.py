@@ -1,8 +1,8 @@
 """bench.matrix piece by piece: every field of an expanded cell, fine-tuning parents, skip reasons,
-budget and seed checks with their exact messages, matrix parts, the canonical text and the key.
+budget and seed checks with their exact messages, matrix parts and the keys.
 
 Expected values are written out here (file lists, run ids, messages), not read back from the
-code under test; keys are recomputed from the documented recipe `cache_key(text, seed, parent)`.
+code under test; keys are recomputed from the documented recipe `cell_keys(text, seed, parent_train_key)`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import gin
 import pytest
 
 from bench.config import GIN_ROOT, ConfigError
+from bench.identity import cell_keys, training_key
 from bench.matrix import (
     MAX_SEED,
     Matrix,
-    cache_key,
-    canonical,
     check_seeds,
     expand_cells,
     family_scale,
@@ -62,7 +61,7 @@ def test_every_field_of_a_fine_tuned_cell_and_its_parent(tmp_path: Path) -> None
                                                       ("dlc_ft", 3)]
     parent, child = cells[2:]
     for cell, objective in ((parent, "plain"), (child, "dlc_ft")):
-        assert cell.run_id == f"{TASK}-{MODEL}-{objective}-s3-{cell.key[:8]}"
+        assert cell.run_id == f"{TASK}-{MODEL}-{objective}-s3-{cell.train_key[:8]}"
         assert (cell.task, cell.model, cell.seed, cell.scale) == (TASK, MODEL, 3, "smoke")
         assert type(cell.seed) is int and type(cell.timeout) is float and cell.timeout == 7.0
         assert cell.results == str(tmp_path / "res") and cell.device == "cpu"
@@ -73,8 +72,9 @@ def test_every_field_of_a_fine_tuned_cell_and_its_parent(tmp_path: Path) -> None
     assert parent.config_text.endswith(f"# --- binding\n{LR}\n# --- binding\n{CLIP}\n")
     assert child.config_text.endswith(
         f"# --- binding\n{CLIP}\n# --- init_from {parent.run_id} key={parent.key}\n")
-    assert parent.key == cache_key(parent.config_text, 3)
-    assert child.key == cache_key(child.config_text, 3, parent.key)
+    assert (parent.key, parent.train_key, parent.eval_key) == cell_keys(parent.config_text, 3)
+    assert (child.key, child.train_key, child.eval_key) == cell_keys(child.config_text, 3,
+                                                                     parent.train_key)
     (default,) = expand_cells(matrix(["plain"]), tmp_path)
     assert default.device == "auto" and default.timeout == 0.0 and default.bindings == ()
     assert default.files == tuple(smoke_files("plain"))
@@ -210,14 +210,8 @@ def test_task_family_of_a_class_without_one(tmp_path: Path) -> None:
     assert task_family([GIN_ROOT / "tasks" / f"{TASK}.gin"], [binding]) == ""
 
 
-def test_canonical_text_drops_comments_blank_lines_and_trailing_spaces() -> None:
-    text = "# top\n  # indented comment\n\na = 1   \n  b = 2\n\t\n"
-    assert canonical(text) == "a = 1\n  b = 2\n"
-    assert canonical("a = 1") == "a = 1\n"
-
-
 def test_the_parent_key_enters_the_key_without_replacing_the_text() -> None:
-    assert cache_key("a = 1\n", 0) == cache_key("a = 1\n", 0, "")
-    assert cache_key("a = 1\n", 0, "p") != cache_key("a = 1\n", 0, "q")
-    assert cache_key("a = 1\n", 0, "p") != cache_key("a = 2\n", 0, "p")
-    assert cache_key("a = 1\n", 0, "p") != cache_key("a = 1\n", 0)
+    assert training_key("a = 1\n", 0) == training_key("a = 1\n", 0, "")
+    assert training_key("a = 1\n", 0, "p") != training_key("a = 1\n", 0, "q")
+    assert training_key("a = 1\n", 0, "p") != training_key("a = 2\n", 0, "p")
+    assert training_key("a = 1\n", 0, "p") != training_key("a = 1\n", 0)

@@ -149,11 +149,11 @@ def test_restrict_tasks_keeps_each_part_to_its_own_family() -> None:
 
 
 def test_waves_put_parents_first() -> None:
-    from bench.matrix import waves
+    from bench.cell_runner import waves
 
-    cells = [SimpleNamespace(run_id="child", parent="root"),
-             SimpleNamespace(run_id="root", parent=""),
-             SimpleNamespace(run_id="orphan", parent="elsewhere")]
+    cells = [SimpleNamespace(run_id="child", parent="root", results="r"),
+             SimpleNamespace(run_id="root", parent="", results="r"),
+             SimpleNamespace(run_id="orphan", parent="elsewhere", results="r")]
     assert [[c.run_id for c in w] for w in waves(cells)] == [["root", "orphan"], ["child"]]
     assert [[c.run_id for c in w] for w in waves(cells[1:])] == [["root", "orphan"]]
 

@@ -210,3 +210,57 @@ def test_shipped_tuning_matrices_plan(tmp_path: Path, capsys: pytest.CaptureFixt
     rows = [line.split() for line in lines[1:] if "TOTAL" not in line]
     assert rows and {row[4] for row in rows} == {"8"} and {row[5] for row in rows} == {"10"}
     assert "never" not in "\n".join(lines)
+
+
+def _fine_tuning_tuning(folder: Path) -> Path:
+    """A tuning matrix with a fine-tuning objective whose search space is plain's: the parent of
+    `plain_ft`'s trial t IS plain's trial t (the same config and seed)."""
+    matrix = write_tuning(folder, trials="1", budgets="[]")
+    sweep = folder / "sweep.gin"
+    sweep.write_text(sweep.read_text().replace("'dlc': {", "'plain_ft': {").replace(
+        "                'bench.objectives.DLC.weight': {'feasible_points': [0.3, 3.0]}}},",
+        "                }},").replace("'bench.objectives.DLC.weight': {'feasible_points': [0.3, 3.0]}", ""))
+    matrix.write_text(matrix.read_text().replace("['plain', 'dlc']", "['plain', 'plain_ft']"))
+    return matrix
+
+
+def test_tune_lists_a_shared_fine_tuning_parent_once(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    matrix = _fine_tuning_tuning(tmp_path)
+    assert bench_cli("tune", str(matrix), "--out", str(tmp_path / "o"), "--phase", "tune",
+                     "--dry-run") == 0
+    lines = capsys.readouterr().out.splitlines()
+    run_ids = [line.split()[0] for line in lines[:-1]]
+    assert len(run_ids) == len(set(run_ids)) == 2  # plain trial 0 (= the parent) and plain_ft
+    assert lines[-1] == "2 cells, 2 to run"
+
+
+@pytest.mark.slow  # a local pool of 3 workers on a fine-tuning sweep
+def test_tune_runs_a_fine_tuning_child_after_its_parent_in_a_pool(tmp_path: Path) -> None:
+    matrix = _fine_tuning_tuning(tmp_path)
+    out = tmp_path / "o"
+    assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "tune",
+                     "--executor", "local", "--jobs", "3") == 0
+    records = [json.loads(p.read_text()) for p in out.glob("trials/*/runs/*/run.json")]
+    assert sorted(r["objective"] for r in records) == ["plain", "plain_ft"]
+    assert all(r["status"] == "done" for r in records)
+
+
+def test_tune_hands_the_matrix_resources_to_the_executor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.cell_runner
+
+    matrix = write_tuning(tmp_path, trials="1", budgets="[]")
+    matrix.write_text(matrix.read_text() + "bench.executors.Resources.mem_gb = 3.5\n"
+                      "bench.executors.Resources.timeout_min = 7\n")
+    seen = []
+
+    def fake_execute(cells, executor, jobs, threads, resources):
+        seen.append((executor, resources))
+        return iter(())
+
+    monkeypatch.setattr(bench.cell_runner, "execute", fake_execute)
+    bench_cli("tune", str(matrix), "--out", str(tmp_path / "o"), "--phase", "tune",
+              "--executor", "submitit")
+    assert seen and all(e == "submitit" and r.mem_gb == 3.5 and r.timeout_min == 7
+                        for e, r in seen)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -65,6 +65,9 @@ class Task(abc.ABC):
     #: the minimum of the base loss when the task declares one (e.g. 0 for CE/MSE); the runner then
     #: records `train_optimality_gap` = training base loss - optimum per epoch
     optimum: float | None = None
+    #: parameters only evaluation reads: changing them re-evaluates saved weights, never retrains
+    #: (`bench.identity`); a subclass adds its own (e.g. test-time solver settings) to this set
+    EVALUATION_PARAMETERS: ClassVar[frozenset[str]] = frozenset({"metrics"})
 
     def __init__(self, metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0) -> None:
         self.metrics = list(metrics)
@@ -88,6 +91,12 @@ class Task(abc.ABC):
         docstring): `bench.tasks.splits.select` carves 'val' from `_source('train')` unless the
         source has its own."""
         return splits.select(split, self._source, self.data_seed)
+
+    def missing_data(self) -> str:
+        """'' when this task's data can be made or read on this machine, else one line naming the
+        local files it expects (checked without loading them, so `bench estimate` lists such
+        cells up front). Generated data: always ''."""
+        return ""
 
     @abc.abstractmethod
     def _source(self, split: str):

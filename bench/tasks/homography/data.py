@@ -226,6 +226,10 @@ class SyntheticPairs:
         self.modality, self.noise, self.min_gradient, self.procedural = (
             modality, noise, min_gradient, procedural)
 
+    def missing(self) -> str:
+        """Generated data: nothing is ever missing."""
+        return ""
+
     def load(self, split: str, n: int, protocol, seed: int):
         params = dict(recipe=RECIPE_VERSION, split=split, n=n, modality=self.modality,
                       noise=self.noise, min_gradient=self.min_gradient,
@@ -236,6 +240,17 @@ class SyntheticPairs:
 
 
 # --- real data -----------------------------------------------------------------------------------
+def first_missing(listing) -> str:
+    """'' when `listing(split)` finds the files of 'train' and 'test', else its
+    `FileNotFoundError` message (one line naming the expected files)."""
+    try:
+        for split in ("train", "test"):
+            listing(split)
+    except FileNotFoundError as err:
+        return str(err)
+    return ""
+
+
 def read_gray(path: Path) -> np.ndarray:
     """An image file -> float32 [H, W] in [0, 1] (clear error when unreadable)."""
     from PIL import Image, UnidentifiedImageError
@@ -272,6 +287,10 @@ class ImageFolderPairs:
             raise FileNotFoundError(f"no {'/'.join(IMAGE_SUFFIXES)} images for split {split!r} "
                                     f"in {folder}")
         return files
+
+    def missing(self) -> str:
+        """'' when the image folders of both splits are there, else one line naming them."""
+        return first_missing(self.files)
 
     def load(self, split: str, n: int, protocol, seed: int):
         files = self.files(split)
@@ -335,6 +354,10 @@ class DLKNFolder:
                     raise FileNotFoundError(f"{needed} is missing (pair of {p}); expected {expected}")
             out.append((p, template, label))
         return out
+
+    def missing(self) -> str:
+        """'' when the DLKN folders of both splits are complete, else one line naming them."""
+        return first_missing(self.triples)
 
     def load(self, split: str, n: int, protocol, seed: int):
         triples = self.triples(split)

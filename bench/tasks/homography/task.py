@@ -103,6 +103,9 @@ class HomographyTask(Forms, Task):
     def space(self) -> Space:
         return self._space
 
+    def missing_data(self) -> str:
+        return self.data.missing()
+
     def _source(self, split: str):
         """The source's 'train' or 'test' split (before the validation split is carved)."""
         return self.data.load(split, self.sizes[split], self.protocol, self.data_seed)

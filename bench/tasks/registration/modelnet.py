@@ -15,6 +15,18 @@ import numpy as np
 EXPECTED = ("ply_data_train*.h5", "ply_data_test*.h5", "shape_names.txt")
 
 
+def missing_modelnet40(root: str | Path) -> str:
+    """'' when `root` holds the ModelNet40 HDF5 files, else one line naming what is missing."""
+    folder = Path(root).expanduser()
+    missing = [pattern for pattern in EXPECTED if not sorted(folder.glob(pattern))]
+    if folder.is_dir() and not missing:
+        return ""
+    return (f"ModelNet40 HDF5 files not found in {str(folder)!r}: missing "
+            f"{', '.join(missing if folder.is_dir() else EXPECTED)} (expected "
+            f"{', '.join(EXPECTED)} from modelnet40_ply_hdf5_2048; nothing is downloaded, bind "
+            "bench.tasks.registration.Registration.root to the folder holding them)")
+
+
 def load_modelnet40(root: str | Path, partition: str) -> dict[str, np.ndarray]:
     """All shapes of `partition` ('train' or 'test') in `root`.
 
@@ -24,13 +36,9 @@ def load_modelnet40(root: str | Path, partition: str) -> dict[str, np.ndarray]:
     if partition not in ("train", "test"):
         raise ValueError(f"partition must be 'train' or 'test', got {partition!r}")
     folder = Path(root).expanduser()
-    missing = [pattern for pattern in EXPECTED if not sorted(folder.glob(pattern))]
-    if not folder.is_dir() or missing:
-        raise FileNotFoundError(
-            f"ModelNet40 HDF5 files not found in {str(folder)!r}: missing "
-            f"{', '.join(missing if folder.is_dir() else EXPECTED)} (expected "
-            f"{', '.join(EXPECTED)} from modelnet40_ply_hdf5_2048; nothing is downloaded, bind "
-            "bench.tasks.registration.Registration.root to the folder holding them)")
+    problem = missing_modelnet40(folder)
+    if problem:
+        raise FileNotFoundError(problem)
     import h5py
 
     data, normal, label = [], [], []

@@ -42,7 +42,7 @@ from bench.metrics import Metric, Trace
 from bench.tasks.base import Batch, Task
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.registration import geometry as geo
-from bench.tasks.registration.modelnet import load_modelnet40
+from bench.tasks.registration.modelnet import load_modelnet40, missing_modelnet40
 from bench.tasks.registration.pairs import PROTOCOLS, make_pairs
 from bench.tasks.registration.shapes import FAMILIES, make_shapes
 from dlc import RigidTransform, Space
@@ -176,6 +176,9 @@ class Registration(Forms, Task):
         if self.split == "seen":
             return tuple(range(len(FAMILIES)))
         return tuple(range(half)) if split == "train" else tuple(range(half, len(FAMILIES)))
+
+    def missing_data(self) -> str:
+        return missing_modelnet40(self.root) if self.source == "modelnet40" else ""
 
     def _shapes(self, split: str) -> dict[str, np.ndarray]:
         """Shapes of `split`: `data` [S, P, 3], `label` [S] (numpy)."""

@@ -162,6 +162,9 @@ class MNIST(_Classification):
         self.input_size = 28 if mode == "row" else 1
         self._order: torch.Tensor | None = None
 
+    def missing_data(self) -> str:
+        return "" if self.source == "hf" else mnist.missing_mnist(self.root)
+
     def _source(self, split: str):
         """The official 'train' or 'test' split (before the validation split is carved)."""
         if self.source == "hf":

@@ -68,6 +68,16 @@ def find_file(root: str | Path, name: str) -> Path | None:
     return None
 
 
+def missing_mnist(root: str | Path) -> str:
+    """'' when the IDX files of both splits are under `root`, else one line naming them."""
+    missing = [name for split in ("train", "test") for name in FILES[split]
+               if find_file(root, name) is None]
+    if not missing:
+        return ""
+    return (f"MNIST files not found: {', '.join(missing)} (or .gz) in "
+            f"{', '.join(str(f) for f in search_folders(root))}")
+
+
 def load_mnist(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 `[N, 784]` and labels int64 `[N]` of `split` ('train' or 'test') from IDX
     files under `root`. Raises `MissingDataError` naming the missing files and the folders."""
