@@ -18,7 +18,7 @@ import pytest
 
 from bench.schema import Status
 from bench.store import IncompleteRun, RunWriter, is_done
-from tests.conftest import bench_cli, run_records, write_matrix
+from tests.conftest import bench_cli, run_records, write_matrix, write_weights
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +210,8 @@ def test_publish_refuses_when_the_staging_folder_is_gone(tmp_path: Path) -> None
     assert not (tmp_path / "runs" / "cell").exists() and not writer.stage.exists()
 
 
-@pytest.mark.parametrize("missing", ["config.gin", "operative.gin", "metrics.parquet"])
+@pytest.mark.parametrize("missing", ["config.gin", "operative.gin", "metrics.parquet",
+                                     "weights.safetensors"])
 def test_publish_refuses_a_done_run_without_its_files(tmp_path: Path, missing: str) -> None:
     writer = RunWriter(tmp_path, "cell")
     for name in ("config.gin", "operative.gin"):
@@ -218,6 +219,8 @@ def test_publish_refuses_a_done_run_without_its_files(tmp_path: Path, missing: s
             writer.write_text(name, "x = 1\n")
     if missing != "metrics.parquet":
         writer.write_metrics([])
+    if missing != "weights.safetensors":
+        write_weights(writer.stage / "weights.safetensors")
     with pytest.raises(IncompleteRun, match=missing):
         writer.publish({"run_id": "cell", "status": "done", "reason": ""})
     assert not (tmp_path / "runs" / "cell").exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.identity import describe_mix, mixed_configs
 from bench.report.metadata import family_of
 from bench.result_tables import read_tables
 from bench.store import COLUMNS
@@ -29,7 +30,9 @@ def load_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     saved tables (`bench.result_tables.read_tables`; a folder with tables but no run folders, as a
     committed results folder, reads as saved; a damaged run folder is listed as `damaged`).
 
-    Raises ReportInputError when the folder has neither run folders nor a runs table.
+    Raises ReportInputError when the folder has neither run folders nor a runs table, and when
+    one (task, model, objective) has live runs of more than one config (`bench.identity`): one
+    table row must never average them.
     """
     results = Path(results)
     runs_path = results / "runs.parquet"
@@ -37,6 +40,9 @@ def load_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ReportInputError(
             f"{runs_path}: no runs table and no run folders; `python -m bench run` writes them")
     metrics, runs = read_tables(results)
+    mixed = mixed_configs(runs)
+    if mixed:
+        raise ReportInputError(describe_mix(results, mixed))
     if metrics.empty:
         metrics = pd.DataFrame(columns=COLUMNS)
     return metrics, runs
