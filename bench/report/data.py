@@ -103,9 +103,19 @@ def with_family(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(family=frame["task"].map(families))
 
 
-def final_values(metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, model, objective, seed, metric): the final value (no landscape curves)."""
-    final = metrics[metrics["phase"].isin(FINAL_PHASES)]
+def evaluated_split(metrics: pd.DataFrame) -> str:
+    """'validation' for a folder whose runs evaluated the validation split only (a tuning trial
+    folder, `bench tune`), else 'test'."""
+    phases = set(metrics["phase"]) if not metrics.empty else set()
+    return "validation" if "val" in phases and not any(p.startswith("test") for p in phases) \
+        else "test"
+
+
+def final_values(metrics: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """One row per (task, model, objective, seed, metric): the final value on `split` ('test' or
+    'validation', see `evaluated_split`) and the landscape (no landscape curves)."""
+    phases = ("val", "landscape") if split == "validation" else FINAL_PHASES
+    final = metrics[metrics["phase"].isin(phases)]
     final = final[~final["metric"].str.startswith("slice_")]
     return final.groupby(["task", "model", "objective", "seed", "metric"], as_index=False)[
         "value"].last()
