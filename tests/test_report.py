@@ -412,16 +412,3 @@ def test_family_of_prefers_the_recorded_family() -> None:
     assert family_of("other", frame) == "other"  # an empty record: the name's prefix
     assert family_of("alignment1d_same") == "alignment1d"
 
-
-def test_a_trial_folder_report_labels_its_metrics_validation(tmp_path: Path) -> None:
-    """A tuning trial folder (`bench tune`) holds validation metrics only: its tables show them,
-    labelled as validation, never as test."""
-    for objective in ("plain", "dlc"):
-        for seed in range(2):
-            ident = dict(run_id=f"alignment1d_a-conv1d-{objective}-s{seed}", task="alignment1d_a",
-                         model="conv1d", objective=objective, seed=seed)
-            _publish(tmp_path, ident, [{**ident, "phase": "val", "step": 3, "metric": "distance",
-                                        "value": 1.0 + seed + (objective == "dlc")}])
-    index = write_report(tmp_path).joinpath("index.md").read_text()
-    assert "**Final validation metrics: " in index and "final validation metrics" in index
-    assert "test metrics" not in index and "test split" not in index

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.matrix import expand_cells, load_matrix
-from tests.conftest import REPO, bench_cli, run_records, write_matrix
+from tests.conftest import REPO, bench_cli, run_records, write_matrix, write_weights
 
 
 def one_line_error(capsys: pytest.CaptureFixture) -> str:
@@ -85,6 +85,29 @@ def test_config_identity_leaves_out_the_seed_but_not_a_parent_binding(tmp_path: 
                     "bench.run.Experiment.eval_batch_size = 7"):  # evaluation
         other = expand_cells(part, tmp_path / "out", (), [binding])
         assert {c.config_id for c in other}.isdisjoint({c.config_id for c in cells})
+
+
+def test_a_trial_folder_report_labels_its_metrics_validation(tmp_path: Path) -> None:
+    """A tuning trial folder (`bench tune`) holds validation metrics only: its tables show them,
+    labelled as validation, never as test."""
+    from bench.report import write_report
+    from bench.store import RunWriter
+
+    for objective in ("plain", "dlc"):
+        for seed in range(2):
+            ident = dict(run_id=f"alignment1d_a-conv1d-{objective}-s{seed}", task="alignment1d_a",
+                         model="conv1d", objective=objective, seed=seed)
+            writer = RunWriter(tmp_path, ident["run_id"])
+            writer.write_metrics([{**ident, "phase": "val", "step": 3, "metric": "distance",
+                                   "value": 1.0 + seed + (objective == "dlc")}])
+            for name in ("config.gin", "operative.gin"):
+                writer.write_text(name, "# fake\n")
+            write_weights(writer.stage / "weights.safetensors")
+            writer.publish({**ident, "status": "done", "scale": "smoke",
+                            "metric_directions": {"distance": "min"}})
+    index = write_report(tmp_path).joinpath("index.md").read_text()
+    assert "**Final validation metrics: " in index and "final validation metrics" in index
+    assert "test metrics" not in index and "test split" not in index
 
 
 # --- 2. a run id never starts with "." ---------------------------------------------------------
