@@ -227,7 +227,8 @@ def expand_cells(
         raise ConfigError("a matrix needs at least one task, model, objective and seed")
     check_seeds(matrix.seeds, "bench.matrix.Matrix.seeds")
     check_axis_names(matrix)
-    if not matrix.timeout >= 0:  # NaN too
+    timeout = matrix.timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
         raise ConfigError(f"bench.matrix.Matrix.timeout = {matrix.timeout}: expected seconds >= 0 "
                           "(0: never)")
     scale_file = resolve("scales", matrix.scale)
