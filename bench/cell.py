@@ -30,6 +30,8 @@ class Cell:
     last digits; `threads` is recorded in run.json and shown by `list`).
     parent: run_id of the cell whose final weights this one starts from (`Experiment.init_from`;
         same task, model and seed, run first); '' for a cell trained from scratch.
+    config_id: the config's identity without the seed (`bench.pooling.config_id`): runs that a
+        table row may pool share it.
     eval_split: '' (any) or the only split the cell may evaluate: 'val' for tuning trials, whose
         run fails rather than record a test metric.
     """
@@ -56,6 +58,7 @@ class Cell:
     train_key: str = ""
     eval_key: str = ""
     evaluate_only: bool = False
+    config_id: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

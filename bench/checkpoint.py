@@ -61,11 +61,17 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no weights file (did the parent cell finish?)")
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise CheckpointError(f"{path}: format {metadata.get('format')!r}, expected {FORMAT!r}")
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise CheckpointError(f"{path}: format {metadata.get('format')!r}, "
+                                      f"expected {FORMAT!r}")
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001 - SafetensorError, OSError: name the file
+        raise CheckpointError(f"{path}: unreadable weights ({type(err).__name__}: {err})") from err
     return tensors, metadata
 
 

@@ -2,8 +2,9 @@
 parameters (`cached_dataset`), and in-memory ones over numpy columns (`in_memory_dataset`).
 
 Two workers may ask for the same data at once: generation happens under a file lock, the dataset is
-written to a temporary folder and renamed into place, so a reader never sees a half-written cache.
-The cache lives in `$DLC_BENCH_CACHE` (default `~/.cache/dlc-bench/data`). Nothing is downloaded.
+written to a temporary folder and renamed into place, so a reader never sees a half-written cache;
+a failed write (a full disk) removes its temporary folder, and a cache folder that cannot be read
+is named (`DamagedCache`). The cache lives in `$DLC_BENCH_CACHE` (default `~/.cache/dlc-bench/data`). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from filelock import FileLock
+
+
+class DamagedCache(RuntimeError):
+    """A cached dataset folder that cannot be read (names the folder)."""
 
 
 def cache_root() -> Path:
@@ -62,12 +67,21 @@ def cached_dataset(
                 {k: list(v) if v.ndim > 1 else v for k, v in columns.items()}, features=features
             )
             tmp = root / f".{folder.name}.{uuid.uuid4().hex}"
-            data.save_to_disk(str(tmp))
-            (tmp / "params.json").write_text(json.dumps(dict(params), sort_keys=True, default=str))
-            if folder.exists():  # a stale, incomplete folder from a killed writer
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-    return datasets.load_from_disk(str(folder)).with_format("torch")
+            try:
+                data.save_to_disk(str(tmp))
+                (tmp / "params.json").write_text(json.dumps(dict(params), sort_keys=True,
+                                                            default=str))
+                if folder.exists():  # a stale, incomplete folder from a killed writer
+                    shutil.rmtree(folder)
+                os.replace(tmp, folder)
+            except BaseException:  # a full disk, an interrupt: no half-written folder stays
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        try:
+            return datasets.load_from_disk(str(folder)).with_format("torch")
+        except Exception as err:  # noqa: BLE001 - a truncated or altered cache file
+            raise DamagedCache(f"{folder}: damaged data cache ({type(err).__name__}: {err}); "
+                               "remove the folder and it is generated again") from err
 
 
 def _feature(array: np.ndarray):

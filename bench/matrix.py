@@ -45,6 +45,7 @@ from bench.config import (
 from bench.executors import Resources
 from bench.experiment import Experiment
 from bench.identity import cell_keys
+from bench.pooling import config_id
 
 
 @gin.configurable(module="bench.matrix")
@@ -112,6 +113,9 @@ def check_budget(exp: Experiment, files: Sequence[Path], bindings: Sequence[str]
             f"{where_bound(files, bindings, 'bench.run.Experiment', 'epochs')}: "
             f"bench.run.Experiment.epochs = {exp.epochs}: expected >= 1 (0 only for a model with "
             "nothing to learn, `learned = False`, e.g. ICP)")
+    if exp.lr < 0:
+        raise ConfigError(f"{where_bound(files, bindings, 'bench.run.Experiment', 'lr')}: "
+                          f"bench.run.Experiment.lr = {exp.lr}: expected >= 0")
     for name in ("batch_size", "eval_batch_size"):
         if getattr(exp, name) < 1:
             raise ConfigError(f"{where_bound(files, bindings, 'bench.run.Experiment', name)}: "
@@ -166,6 +170,25 @@ def restrict_tasks(parts: Sequence[Matrix], tasks: Sequence[str], source: Path) 
     return kept
 
 
+def check_axis_names(matrix: Matrix) -> None:
+    """A cell's run id starts with its task, model and objective file names (the stem), so within
+    an axis two files may not share a name and no name may start with '.' (a leading '.' marks
+    staging folders). Raises `ConfigError` naming the file(s)."""
+    for axis, kind in (("tasks", "tasks"), ("models", "models"), ("objectives", "objectives")):
+        seen: dict[str, Path] = {}
+        for ref in getattr(matrix, axis):
+            path, name = resolve(kind, ref), Path(str(ref)).stem  # the run id uses `name`
+            if name.startswith("."):
+                raise ConfigError(f"{path}: a {kind[:-1]} file name may not start with '.' (run "
+                                  "folders are named after it, and a leading '.' marks staging "
+                                  "folders); rename the file")
+            if name in seen and seen[name] != path:
+                raise ConfigError(f"bench.matrix.Matrix.{axis}: {seen[name]} and {path} are both "
+                                  f"named {name!r}, and a cell's name must say which file it ran; "
+                                  "rename one of them")
+            seen[name] = path
+
+
 @dataclass(frozen=True)
 class _Built:
     """One (task, model, objective) combination, validated: what its cells share."""
@@ -193,6 +216,11 @@ def expand_cells(
     if not (matrix.tasks and matrix.models and matrix.objectives and matrix.seeds):
         raise ConfigError("a matrix needs at least one task, model, objective and seed")
     check_seeds(matrix.seeds, "bench.matrix.Matrix.seeds")
+    check_axis_names(matrix)
+    timeout = matrix.timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise ConfigError(f"bench.matrix.Matrix.timeout = {matrix.timeout}: expected seconds >= 0 "
+                          "(0: never)")
     scale_file = resolve("scales", matrix.scale)
     extra = [resolve("", f) for f in gin_files]
     bindings = list(matrix.bindings) + list(gin_bindings)
@@ -228,6 +256,7 @@ def expand_cells(
             if parent.skip_reason and not skip_reason:
                 skip_reason = f"its init_from cell {parent.run_id} is skipped: {parent.skip_reason}"
         key, train_key, eval_key = cell_keys(text, seed, parent.train_key if parent else "")
+        identity = config_id(built.text, parent.config_id if parent is not None else "")
         names = built.names
         return Cell(
             run_id=f"{names[0]}-{names[1]}-{names[2]}-s{seed}-{train_key[:8]}",
@@ -235,7 +264,7 @@ def expand_cells(
             scale=matrix.scale, config_text=text, results=str(results), family=built.family,
             files=tuple(str(f) for f in built.files), bindings=tuple(bindings),
             device=device, skip_reason=skip_reason, parent=parent.run_id if parent else "",
-            timeout=float(matrix.timeout),
+            timeout=float(matrix.timeout), config_id=identity,
         )
 
     # a fine-tuning parent is also an ordinary combination: built once (wrapped, not decorated,

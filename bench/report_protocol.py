@@ -33,6 +33,7 @@ import pandas as pd
 
 from bench import stats
 from bench.store import atomic_write_frame, atomic_write_text
+from bench.trial_counts import compute_table
 
 BASELINE = "plain"
 SUBSET_DRAWS = 500  # bootstrap draws of trial subsets per budget (seeded)
@@ -46,15 +47,17 @@ def objective_colors(objectives: list[str]) -> dict[str, tuple]:
     return {o: style(o)[0] for o in objectives}
 
 
-def final_values(folder: Path, sweep) -> pd.DataFrame:
-    """The selection metric of every done run of a results folder, phase 'test', final step:
-    columns task, model, objective, seed, metric, direction, value."""
+def final_values(folder: Path, sweep, run_ids: set[str] | None = None) -> pd.DataFrame:
+    """The selection metric of every done run of a results folder (only those of `run_ids` when
+    given: the selected configs on the final seeds), phase 'test', final step: columns task,
+    model, objective, seed, metric, direction, value."""
     path = Path(folder) / "results.parquet"
     if not path.is_file():
         return pd.DataFrame(columns=["task", "model", "objective", "seed", "metric", "direction",
                                      "value"])
     frame = pd.read_parquet(path)
-    frame = frame[frame["phase"] == "test"]
+    frame = frame[(frame["phase"] == "test")
+                  & (frame["run_id"].isin(run_ids) if run_ids is not None else True)]
     rows = []
     for (task, model, objective, seed), group in frame.groupby(["task", "model", "objective",
                                                                  "seed"]):
@@ -250,27 +253,11 @@ def budget_figure(out: Path, values_of: Callable[[Path], pd.DataFrame], sweep,
     return _save(fig, data, figures / f"budget-{task}-{model}")
 
 
-def compute_table(out: Path) -> pd.DataFrame:
-    """Per (task, model) and objective: trials and the total wall time of the trial cells (s),
-    as one row per (task, model) with `<objective> trials` and `<objective> s` columns."""
-    frames = [pd.read_parquet(f / "runs.parquet") for f in sorted((out / "trials").glob("t*"))
-              if (f / "runs.parquet").is_file()]
-    if not frames:
-        return pd.DataFrame()
-    runs = pd.concat(frames, ignore_index=True)
-    done = runs[runs["status"] == "done"]
-    long = done.groupby(["task", "model", "objective"]).agg(
-        trials=("run_id", "size"), seconds=("wall_time_s", "sum")).reset_index()
-    wide = long.pivot_table(index=["task", "model"], columns="objective",
-                            values=["trials", "seconds"], aggfunc="first")
-    wide = wide[sorted(wide.columns, key=lambda c: (c[1], c[0] != "trials"))]
-    wide.columns = [f"{objective} {'trials' if what == 'trials' else 's'}"
-                    for what, objective in wide.columns]
-    return wide.round(1).reset_index()
-
-
-def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
-    """Write `<out>/report/` (see the module docstring); returns its index.md."""
+def write_protocol_report(out: Path, sweep, baseline: str = BASELINE,
+                          run_ids: set[str] | None = None) -> Path:
+    """Write `<out>/report/` (see the module docstring); returns its index.md. `run_ids`: the
+    final phase's cells (`bench.tune.final_cells`); only their runs are read, so runs of an
+    earlier winner left in `final/` by a changed sweep never count."""
     from tabulate import tabulate
 
     out = Path(out)
@@ -279,7 +266,7 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
     scores = pd.read_csv(out / "selected" / "trial_scores.csv")
     selected = pd.read_csv(out / "selected" / "selected.csv")
     budgets = pd.read_csv(out / "selected" / "budgets.csv")
-    values_of = functools.cache(lambda folder: final_values(folder, sweep))  # one read per folder
+    values_of = functools.cache(lambda folder: final_values(folder, sweep, run_ids))  # one read each
     final = values_of(out / "final")
     tuned = comparison_table(final, baseline)
     default = comparison_table(values_of(out / "budget0"), baseline)
@@ -291,10 +278,10 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
     shown = selected[["task", "model", "objective", "trial", "trials", "metric", "score",
                       "params"]]
     lines += [tabulate(shown, headers="keys", tablefmt="github", showindex=False), ""]
-    compute = compute_table(out)
+    compute = compute_table(out, scores)
     atomic_write_frame(compute, report / "compute.csv")
-    lines += ["## Tuning compute (equal trial counts per comparison by construction; wall time "
-              "of the trial cells, s)", "",
+    lines += ["## Tuning compute (trials per objective, with those that did not finish, which "
+              "selection left out; wall time of the trial cells, s)", "",
               tabulate(compute, headers="keys", tablefmt="github", showindex=False), ""]
     lines += [f"## Tuned: each objective's winner vs {baseline}'s winner (test split)", "",
               "Paired by final seed; interval: t below 10 pairs, BCa from 10; p: exact sign-flip "

@@ -11,7 +11,8 @@ run), each with a CSV copy, built from the run folders.
 A damaged run folder (`bench.store.inspect_run`) is listed with status `damaged` and the reason,
 and contributes no metrics. When a config changed, the old run folder (other cache key, same task,
 model, objective and seed) stays on disk; only the most recently finished run counts, the others
-are listed as `superseded` and their metrics are left out.
+are listed as `superseded` and their metrics are left out. Each run's `config_id`
+(`bench.pooling`) says which runs one report row may pool.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.pooling import derived_config_id
 from bench.schema import COLUMNS, Status
 from bench.store import RUN_FIELDS, atomic_write_frame, inspect_run, runs_dir
 
@@ -43,6 +45,8 @@ def scan_runs(results: Path) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
         record = state.record or {}
         row = {k: record.get(k) for k in RUN_FIELDS}
         row["run_id"] = run.name
+        if state.record is not None and not row["config_id"]:  # recorded before run.json held it
+            row["config_id"] = derived_config_id(run, state.record)
         row["metric_directions"] = json.dumps(record.get("metric_directions") or {})
         problem = state.problem
         if not problem and (run / "metrics.parquet").exists():

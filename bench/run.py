@@ -33,7 +33,7 @@ from bench.evaluate import check_finite, evaluate, metric_directions
 from bench.experiment import Experiment
 from bench.provenance import environment
 from bench.schema import Phase, Status
-from bench.store import RunWriter, read_run, runs_dir
+from bench.store import RunWriter, inspect_run, read_run, runs_dir
 from bench.train import Diverged, Recorder, pick_device, seed_everything, train
 
 
@@ -128,11 +128,17 @@ def init_from_parent(cell: Cell, exp: Experiment) -> dict[str, str]:
     returns `{run_id, key}` of the parent for run.json. Raises `CheckpointError` when the parent
     did not finish or its weights do not fit."""
     folder = runs_dir(Path(cell.results)) / cell.parent
-    parent = read_run(Path(cell.results), cell.parent)
-    if not parent or parent.get("status") != Status.DONE:
+    state = inspect_run(folder) if folder.is_dir() else None
+    if state is None:
+        raise checkpoint.CheckpointError(f"init_from cell {cell.parent} is not done (status "
+                                         "missing): run it first")
+    if state.damaged:
+        raise checkpoint.CheckpointError(f"init_from cell {cell.parent} is damaged ({state.problem}):"
+                                         " run the matrix again to re-run it first")
+    if state.record.get("status") != Status.DONE:
         raise checkpoint.CheckpointError(
-            f"init_from cell {cell.parent} is not done (status "
-            f"{parent.get('status') if parent else 'missing'}): run it first")
+            f"init_from cell {cell.parent} is not done (status {state.record.get('status')}): "
+            "run it first")
     metadata = checkpoint.load_model(folder / checkpoint.FILENAME, exp.model)
     return {"run_id": cell.parent, "key": metadata.get("key", "")}
 

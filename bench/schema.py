@@ -11,7 +11,9 @@ to pick the best value. Nothing is inferred from a metric's name.
 
 from __future__ import annotations
 
+from dataclasses import MISSING, dataclass, fields
 from enum import StrEnum
+from typing import get_args, get_type_hints
 
 
 class Phase(StrEnum):
@@ -61,3 +63,71 @@ class Direction(StrEnum):
 
 #: columns of every `metrics.parquet` and of `results.parquet`, in this order
 COLUMNS = ["run_id", "task", "model", "objective", "seed", "phase", "step", "metric", "value"]
+
+
+#: the statuses a run.json may hold (SUPERSEDED and DAMAGED exist only in the tables)
+RECORDED = (Status.DONE, Status.FAILED, Status.DIVERGED, Status.SKIPPED)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The typed fields of a `run.json` (others may be present and are not checked). The fields
+    without a default are required; `None` is allowed only where the type says so."""
+
+    status: str
+    task: str
+    model: str
+    objective: str
+    seed: int
+    key: str = ""
+    run_id: str = ""
+    scale: str = ""
+    reason: str = ""
+    family: str = ""
+    parent: str = ""
+    config_id: str = ""
+    train_key: str = ""
+    eval_key: str = ""
+    device: str = ""
+    device_name: str | None = None
+    finished: str = ""
+    started: str = ""
+    wall_time_s: float | None = None
+    step_time_s: float | None = None
+    threads: int | None = None
+    metric_directions: dict | None = None
+    package_version: str | None = None
+    git_sha: str | None = None
+
+
+def _fits(value: object, annotation: object) -> bool:
+    if value is None:
+        return type(None) in get_args(annotation)
+    kinds = tuple(t for t in (get_args(annotation) or (annotation,)) if t is not type(None))
+    if float in kinds:
+        kinds += (int,)
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
+def record_problem(record: object) -> str:
+    """'' when `record` (a parsed run.json) fits `RunRecord` and its status is one a run.json may
+    hold, else what is wrong, naming the field."""
+    if not isinstance(record, dict):
+        return f"not a run record (a JSON {type(record).__name__}, expected an object)"
+    for name, annotation in get_type_hints(RunRecord).items():
+        if name not in record:
+            if fields_required().get(name):
+                return f"field {name!r} is missing"
+            continue
+        if not _fits(record[name], annotation):
+            return (f"field {name!r} is {record[name]!r} ({type(record[name]).__name__}), "
+                    f"expected {getattr(annotation, '__name__', str(annotation))}")
+    if record["status"] not in RECORDED:
+        return (f"field 'status' is {record['status']!r}, expected one of "
+                f"{', '.join(RECORDED)}")
+    return ""
+
+
+def fields_required() -> dict[str, bool]:
+    """RunRecord field -> whether run.json must hold it (no default)."""
+    return {f.name: f.default is MISSING and f.default_factory is MISSING for f in fields(RunRecord)}

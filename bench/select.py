@@ -10,7 +10,9 @@ Layout under a tuning folder (written by `bench.tune`):
     selected/selected.csv               one row per winner: trial, score, params
 
 Only validation rows (phase 'val') are read; a trial counts only when every one of its tuning seeds
-finished ('done'); ties go to the lower trial index.
+finished ('done'); ties go to the lower trial index. A damaged trial file (trials.json, a trial's
+run.json or metrics.parquet) stops the selection with one line naming it; `tune --phase tune` re-runs
+a damaged trial.
 """
 
 from __future__ import annotations
@@ -23,21 +25,44 @@ import numpy as np
 import pandas as pd
 
 from bench.config import ConfigError
-from bench.store import atomic_write_frame, atomic_write_text, runs_dir
+from bench.store import atomic_write_frame, atomic_write_text, inspect_run, runs_dir
 
 VAL_PHASE = "val"
 
 
-def read_manifest(out: Path) -> list[dict]:
+#: what every entry of trials.json holds
+ENTRY = ("task", "model", "objective", "trial", "params", "seeds", "run_ids", "results")
+
+
+def read_manifest(out: Path, missing_ok: bool = False) -> list[dict]:
+    """The entries of `out/trials.json` ([] when absent and `missing_ok`); `ConfigError` naming the
+    file when it is missing, unreadable or not a list of trial entries."""
     path = Path(out) / "trials.json"
     if not path.is_file():
+        if missing_ok:
+            return []
         raise ConfigError(f"{path}: no trials manifest; run `bench tune MATRIX --phase tune` first")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: unreadable ({type(err).__name__}: {err}); remove it and run "
+                          "`bench tune MATRIX --phase tune` to write it again") from None
+    bad = next((i for i, e in enumerate(manifest if isinstance(manifest, list) else [None])
+                if not isinstance(e, dict) or any(k not in e for k in ENTRY)), None)
+    if bad is not None:
+        raise ConfigError(f"{path}: entry {bad} is not a trial entry (expected a list of objects "
+                          f"with {', '.join(ENTRY)}); remove it and run `bench tune MATRIX "
+                          "--phase tune` to write it again")
+    return manifest
 
 
-def trial_scores(out: Path, manifest: Sequence[dict], sweep) -> pd.DataFrame:
+def trial_scores(out: Path, manifest: Sequence[dict], sweep, strict: bool = True) -> pd.DataFrame:
     """One row per (task, model, objective, trial, seed): run status and its validation score
-    (the sweep's metric at the `final` or `best` validation evaluation; NaN when not done)."""
+    (the sweep's metric at the `final` or `best` validation evaluation; NaN when not done).
+
+    A damaged trial run folder (`bench.store.inspect_run`) raises `ConfigError` naming the file
+    when `strict` (selection never drops a trial silently: `tune --phase tune` re-runs it);
+    otherwise its status is 'damaged'."""
     rows = []
     for entry in manifest:
         if entry.get("skipped"):
@@ -47,9 +72,16 @@ def trial_scores(out: Path, manifest: Sequence[dict], sweep) -> pd.DataFrame:
         for seed, run_id in zip(entry["seeds"], entry["run_ids"]):
             status, score = "missing", float("nan")
             run = runs_dir(folder) / run_id
-            if (run / "run.json").is_file():
-                record = json.loads((run / "run.json").read_text())
-                status = record.get("status", "missing")
+            state = inspect_run(run) if run.is_dir() else None
+            if state is not None and state.damaged:
+                if strict:
+                    raise ConfigError(f"trial {entry['trial']} ({entry['objective']}, seed {seed}): "
+                                      f"{state.problem}; run `bench tune MATRIX --phase tune` "
+                                      "again to re-run the damaged trial")
+                status = "damaged"
+            elif state is not None:
+                record = state.record
+                status = record["status"]
                 declared = (record.get("metric_directions") or {}).get(metric, direction)
                 if declared != direction:
                     raise ConfigError(f"{sweep.source}: selection metric {metric!r} is declared "
@@ -65,7 +97,11 @@ def trial_scores(out: Path, manifest: Sequence[dict], sweep) -> pd.DataFrame:
 
 
 def _val_score(path: Path, metric: str, direction: str, iterate: str) -> float:
-    frame = pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is damage, named
+        raise ConfigError(f"{path}: unreadable ({type(err).__name__}: {err}); run `bench tune "
+                          "MATRIX --phase tune` again to re-run the damaged trial") from None
     test_rows = frame["phase"].str.startswith("test")
     if test_rows.any():
         raise ConfigError(f"{path}: a tuning trial holds test metrics; refusing to select from it")

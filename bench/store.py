@@ -12,7 +12,8 @@ Layout of a results folder:
 
 A worker writes a run into a hidden staging folder and renames it into place when it ends, so a
 run folder is always complete; a killed worker leaves only a staging folder, removed on the next
-start. Publishing refuses when the staging folder has gone (another driver cleaned it up) or when a
+start. A leading "." marks staging and temporary folders, and no run id starts with one
+(`RunWriter` refuses such an id, `bench.matrix` an axis file named so). Publishing refuses when the staging folder has gone (another driver cleaned it up) or when a
 `done` run lacks one of its files (`IncompleteRun`). A run counts as finished only when its
 `run.json` says `done` with the same cache key and its files are all readable; a folder that is
 not (`inspect_run` says why) is *damaged*: listed as such and re-run. Failed and diverged runs are
@@ -35,16 +36,18 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bench.schema import COLUMNS, Status
+from bench.schema import COLUMNS, Status, record_problem
 
 #: the columns of `runs.parquet`, read from each run.json (plus `metric_directions`, as JSON text)
 RUN_FIELDS = ("run_id", "task", "model", "objective", "seed", "scale", "status", "reason", "device",
               "device_name", "wall_time_s", "step_time_s", "threads", "cpu", "python", "torch",
-              "package_version", "git_sha", "key", "finished", "family")
-#: files a run folder holds besides run.json, by status (metrics.parquet must also be readable)
+              "package_version", "git_sha", "key", "finished", "family", "config_id",
+              "train_key")
 #: the trained weights of a done run (`bench.checkpoint.FILENAME`)
 WEIGHTS = "weights.safetensors"
-REQUIRED_FILES = {Status.DONE: ("config.gin", "operative.gin", "metrics.parquet")}
+#: files a run folder holds besides run.json, by status (metrics.parquet and weights.safetensors
+#: must also be readable: a parquet footer, a safetensors header that accounts for the file's size)
+REQUIRED_FILES = {Status.DONE: ("config.gin", "operative.gin", "metrics.parquet", WEIGHTS)}
 
 
 class IncompleteRun(RuntimeError):
@@ -134,12 +137,30 @@ def missing_files(folder: Path, status: str) -> str:
         path = folder / name
         if not path.is_file():
             return f"{path}: missing"
-        if path.suffix == ".parquet":
-            try:
+        try:
+            if path.suffix == ".parquet":
                 pq.ParquetFile(path).metadata  # noqa: B018 - reads the footer: catches truncation
-            except Exception as err:  # noqa: BLE001 - any unreadable file is damage
-                return f"{path}: unreadable ({type(err).__name__}: {err})"
+            elif path.suffix == ".safetensors":
+                check_safetensors(path)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is damage
+            return f"{path}: unreadable ({type(err).__name__}: {err})"
     return ""
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise `ValueError` unless `path` is a whole safetensors file: an 8-byte header length, a
+    JSON header, and exactly as many data bytes as the header's tensors end at (reads the header
+    only)."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        if size < 8 or length > size - 8:
+            raise ValueError(f"header length {length} does not fit a file of {size} bytes")
+        header = json.loads(handle.read(length))
+    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    if 8 + length + max(ends, default=0) != size:
+        raise ValueError(f"the tensors need {8 + length + max(ends, default=0)} bytes, the file "
+                         f"has {size} (truncated?)")
 
 
 def inspect_run(folder: Path) -> RunState:
@@ -151,8 +172,9 @@ def inspect_run(folder: Path) -> RunState:
         return RunState(folder, None, f"{path}: missing")
     except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return RunState(folder, None, f"{path}: unreadable ({type(err).__name__}: {err})")
-    if not isinstance(record, dict) or "status" not in record:
-        return RunState(folder, None, f"{path}: not a run record")
+    problem = record_problem(record)
+    if problem:
+        return RunState(folder, None, f"{path}: {problem}")
     return RunState(folder, record, missing_files(folder, record["status"]))
 
 
@@ -178,6 +200,9 @@ class RunWriter:
     """
 
     def __init__(self, results: Path, run_id: str) -> None:
+        if not run_id or run_id.startswith(".") or "/" in run_id:  # "." marks staging folders
+            raise ValueError(f"run id {run_id!r}: must be non-empty, without '/', and not start "
+                             "with '.' (run folders starting with '.' are staging folders)")
         self.final = runs_dir(results) / run_id
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.stage = self.final.parent / f".{run_id}.staging-{uuid.uuid4().hex[:8]}"

@@ -32,7 +32,7 @@ from bench.cell_runner import folder_lock, plan, run_cells
 from bench.config import ConfigError, resolve
 from bench.executors import Resources
 from bench.matrix import Matrix, combinations, expand_cells, load_matrix, load_resources
-from bench.select import select, selected_path, trial_scores
+from bench.select import read_manifest, select, selected_path, trial_scores
 from bench.store import atomic_write_text
 from bench.sweep import (
     EVAL_SPLIT,
@@ -140,12 +140,12 @@ def _tune_sequential(parts: Sequence[Matrix], sweep: Sweep, out: Path,
     """Optuna TPE: one trial index at a time for every (task, model, objective), each asked from
     the finished trials before it; already decided trials (trials.json) are reused on resume."""
     path = out / "trials.json"
-    manifest = json.loads(path.read_text()) if path.is_file() else []
+    manifest = read_manifest(out, missing_ok=True)
     decided = {(e["task"], e["model"], e["objective"], e["trial"]): e for e in manifest}
     status = 0
     for trial in range(max(sweep.budget(Path(o).stem) for p in parts for o in p.objectives)):
         cells = []
-        scores = trial_scores(out, manifest, sweep) if manifest else None
+        scores = trial_scores(out, manifest, sweep, strict=False) if manifest else None
         for part, task, model, objective in combinations(parts):
             name = Path(objective).stem
             if trial >= sweep.budget(name):
@@ -269,7 +269,7 @@ def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Nam
         status |= int(any(o["status"] != "done" for o in outcomes))
         from bench.report_protocol import write_protocol_report
 
-        report = write_protocol_report(out, sweep)
+        report = write_protocol_report(out, sweep, run_ids={c.run_id for c in cells})
         print(f"protocol report -> {report}")
     print(f"bench tune {args.phase} finished in {time.time() - begin:.1f} s -> {out}")
     return status

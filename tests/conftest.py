@@ -74,6 +74,14 @@ def write_matrix(folder: Path, objectives: list[str], seeds: list[int] = (0,),
     return path
 
 
+def write_weights(path: Path) -> Path:
+    """A valid, empty weights file (what a done run folder needs besides its text files)."""
+    from safetensors.numpy import save_file
+
+    save_file({}, str(path), metadata={"format": "dlc-bench-weights/1"})
+    return path
+
+
 def run_records(results: Path) -> dict[str, dict]:
     """Every run.json under `results/runs`, by run folder name."""
     return {p.parent.name: json.loads(p.read_text()) for p in (results / "runs").glob("*/run.json")}

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from bench import store
+from tests.conftest import write_weights
 
 
 class Crash(RuntimeError):
@@ -70,6 +71,7 @@ def test_a_crashed_publish_leaves_no_run_folder(tmp_path: Path, crash_on_rename)
     for name in ("config.gin", "operative.gin"):  # a complete done run (written directly: the
         (writer.stage / name).write_text("x = 1\n")  # fixture makes every os.replace crash)
     pd.DataFrame(columns=store.COLUMNS).to_parquet(writer.stage / "metrics.parquet")
+    write_weights(writer.stage / "weights.safetensors")
     with pytest.raises(Crash):
         writer.publish({"status": "done", "key": "k"})
     assert not (tmp_path / "runs" / "run-1").exists()

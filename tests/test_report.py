@@ -18,6 +18,7 @@ from bench.report.figures import KNOWN_STYLES, style
 from bench.report.tables import format_interval, format_mean_std, natural_key, seeds_text
 from bench.result_tables import collect
 from bench.store import RunWriter
+from tests.conftest import write_weights
 
 DIRECTIONS = {"distance": "min", "success@0.5": "max", "success@1": "max", "success@2": "max",
               "success@10": "max", "violation_rate": "min", "accuracy": "max",
@@ -36,6 +37,7 @@ def _publish(folder: Path, ident: dict, rows: list[dict], sha: str = "a" * 40,
     if status == "done":  # a done run folder is complete
         for name in ("config.gin", "operative.gin"):
             writer.write_text(name, "# fake\n")
+        write_weights(writer.stage / "weights.safetensors")
     writer.publish({**ident, "status": status, "reason": reason, "device": "cpu", "scale": "smoke",
                     "wall_time_s": 1.0, "step_time_s": 0.01, "cpu": "test-cpu", "git_sha": sha,
                     "finished": "2026-01-01T00:00:00",
@@ -409,3 +411,4 @@ def test_family_of_prefers_the_recorded_family() -> None:
     assert family_of("other_task", frame) == "other"  # no record: the name's prefix
     assert family_of("other", frame) == "other"  # an empty record: the name's prefix
     assert family_of("alignment1d_same") == "alignment1d"
+

@@ -18,7 +18,7 @@ import pytest
 
 from bench.schema import Status
 from bench.store import IncompleteRun, RunWriter, is_done
-from tests.conftest import bench_cli, run_records, write_matrix
+from tests.conftest import bench_cli, run_records, write_matrix, write_weights
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +210,8 @@ def test_publish_refuses_when_the_staging_folder_is_gone(tmp_path: Path) -> None
     assert not (tmp_path / "runs" / "cell").exists() and not writer.stage.exists()
 
 
-@pytest.mark.parametrize("missing", ["config.gin", "operative.gin", "metrics.parquet"])
+@pytest.mark.parametrize("missing", ["config.gin", "operative.gin", "metrics.parquet",
+                                     "weights.safetensors"])
 def test_publish_refuses_a_done_run_without_its_files(tmp_path: Path, missing: str) -> None:
     writer = RunWriter(tmp_path, "cell")
     for name in ("config.gin", "operative.gin"):
@@ -218,29 +219,40 @@ def test_publish_refuses_a_done_run_without_its_files(tmp_path: Path, missing: s
             writer.write_text(name, "x = 1\n")
     if missing != "metrics.parquet":
         writer.write_metrics([])
+    if missing != "weights.safetensors":
+        write_weights(writer.stage / "weights.safetensors")
     with pytest.raises(IncompleteRun, match=missing):
         writer.publish({"run_id": "cell", "status": "done", "reason": ""})
     assert not (tmp_path / "runs" / "cell").exists()
+
+
+#: run.json fields made the wrong type (or an unknown status): the folder is damaged, field named
+RECORD_DAMAGES = {"seed as text": ("seed", "0"), "null task": ("task", None),
+                  "wall time as text": ("wall_time_s", "fast"), "finished as number": ("finished", 12345),
+                  "unknown status": ("status", "banana")}
 
 
 def _damage(results: Path, how: str) -> str:
     """Damage the first run folder; returns its run id."""
     run_id = sorted(p.name for p in (results / "runs").iterdir() if not p.name.startswith("."))[0]
     folder = results / "runs" / run_id
-    if how == "truncated metrics":
-        data = (folder / "metrics.parquet").read_bytes()
-        (folder / "metrics.parquet").write_bytes(data[: len(data) // 2])
-    elif how == "deleted metrics":
-        (folder / "metrics.parquet").unlink()
-    elif how == "truncated run.json":
-        text = (folder / "run.json").read_text()
-        (folder / "run.json").write_text(text[: len(text) // 2])
-    elif how == "deleted config":
-        (folder / "config.gin").unlink()
+    if how.startswith("truncated "):
+        name = {"metrics": "metrics.parquet", "run.json": "run.json",
+                "weights": "weights.safetensors"}[how.split()[1]]
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[: len(data) // 2])
+    elif how.startswith("deleted "):
+        (folder / {"metrics": "metrics.parquet", "config": "config.gin",
+                   "weights": "weights.safetensors"}[how.split()[1]]).unlink()
+    elif how in RECORD_DAMAGES:
+        field, value = RECORD_DAMAGES[how]
+        record = json.loads((folder / "run.json").read_text())
+        (folder / "run.json").write_text(json.dumps({**record, field: value}))
     return run_id
 
 
-DAMAGES = ["truncated metrics", "deleted metrics", "truncated run.json", "deleted config"]
+DAMAGES = ["truncated metrics", "deleted metrics", "truncated run.json", "deleted config",
+           "truncated weights", "deleted weights", *RECORD_DAMAGES]
 
 
 @pytest.mark.parametrize("how", DAMAGES)
@@ -254,6 +266,11 @@ def test_a_damaged_run_folder_is_named_listed_and_not_done(
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if damaged in line)
     assert "damaged" in line
+    named = f"'{RECORD_DAMAGES[how][0]}'" if how in RECORD_DAMAGES else how.split()[1][:7]
+    assert named in line  # the file, or the run.json field, that is wrong
+    # collect refuses to drop the done run's rows (one line, exit 2) instead of crashing
+    assert bench_cli("collect", str(results)) == 2
+    assert "would lose their rows" in one_line_error(capsys)
     assert bench_cli("report", str(results), "--out", str(tmp_path / "report")) == 0
     cells = (tmp_path / "report" / "tables" / "cells.md").read_text()
     assert "damaged" in next(line for line in cells.splitlines() if damaged in line)
@@ -263,7 +280,8 @@ def test_a_damaged_run_folder_is_named_listed_and_not_done(
     assert next(line for line in out.splitlines() if line.startswith(healthy)).endswith(" done")
 
 
-@pytest.mark.parametrize("how", ["truncated metrics", "truncated run.json"])
+@pytest.mark.parametrize("how", ["truncated metrics", "truncated run.json", "truncated weights",
+                                 "finished as number"])
 def test_run_re_runs_a_damaged_cell_and_leaves_the_others(
         results: Path, matrix: Path, how: str) -> None:
     damaged = _damage(results, how)
@@ -273,6 +291,10 @@ def test_run_re_runs_a_damaged_cell_and_leaves_the_others(
     record = json.loads((results / "runs" / damaged / "run.json").read_text())
     assert record["status"] == Status.DONE
     assert is_done(results, damaged, record["key"])
+    from safetensors import safe_open
+
+    with safe_open(str(results / "runs" / damaged / "weights.safetensors"), "np") as weights:
+        assert list(weights.keys())  # re-run: whole weights again
     assert (results / "runs" / healthy / "run.json").stat().st_mtime_ns == stamp
     assert set(pd.read_parquet(results / "results.parquet")["run_id"]) == {damaged, healthy}
 

@@ -181,3 +181,64 @@ def test_submitit_resources_come_from_gin_with_defaults_per_scale() -> None:
     assert params == {"timeout_min": 30, "gpus_per_node": 2, "cpus_per_task": 4, "mem_gb": 16,
                       "slurm_partition": "gpu", "slurm_array_parallelism": 8}
     assert "slurm_partition" not in submitit_parameters(Resources(partition=""))
+
+
+# --- damaged data files are named; a failed cache write leaves nothing behind (issue 20) --------
+def test_a_truncated_data_cache_file_names_the_cache_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from bench.data import cached_dataset
+
+    monkeypatch.setenv("DLC_BENCH_CACHE", str(tmp_path))
+
+    def build() -> dict:
+        return {"x": np.arange(2000, dtype=np.float32).reshape(1000, 2)}
+
+    assert len(cached_dataset("toy", {"n": 1000}, build)) == 1000
+    (arrow,) = tmp_path.glob("toy-*/*.arrow")
+    arrow.write_bytes(arrow.read_bytes()[:-3000])
+    with pytest.raises(RuntimeError, match=str(arrow.parent)):  # bench.data.DamagedCache
+        cached_dataset("toy", {"n": 1000}, build)
+
+
+def test_a_full_disk_while_caching_leaves_no_temporary_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import datasets
+    import numpy as np
+
+    from bench.data import cached_dataset
+
+    monkeypatch.setenv("DLC_BENCH_CACHE", str(tmp_path))
+    real = datasets.Dataset.save_to_disk
+
+    def full_disk(self, path: str, **kwargs) -> None:
+        real(self, path, **kwargs)  # something written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        cached_dataset("toy", {"n": 3}, lambda: {"x": np.zeros(3, dtype=np.float32)})
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_a_corrupt_gzipped_idx_and_a_garbage_hdf5_name_the_file(tmp_path: Path) -> None:
+    import gzip
+
+    from bench.tasks.registration.modelnet import load_modelnet40
+    from bench.tasks.sequence.mnist import read_idx
+
+    idx = tmp_path / "train-images-idx3-ubyte.gz"
+    idx.write_bytes(gzip.compress(bytes(4 + 4 * 3 + 28 * 28 * 4))[:40])  # truncated gzip
+    with pytest.raises(ValueError, match=str(idx)):
+        read_idx(idx)
+    idx.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=str(idx)):
+        read_idx(idx)
+    for name in ("ply_data_train0.h5", "ply_data_test0.h5"):
+        (tmp_path / name).write_bytes(b"garbage, not HDF5" * 10)
+    (tmp_path / "shape_names.txt").write_text("airplane\n")
+    with pytest.raises(ValueError, match=str(tmp_path / "ply_data_train0.h5")):
+        load_modelnet40(tmp_path, "train")

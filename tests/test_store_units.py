@@ -13,7 +13,10 @@ import pytest
 
 from bench import result_tables, store
 from bench.matrix import load_matrix
+from tests.conftest import write_weights
 
+#: the required fields of a run.json (`bench.schema.RunRecord`)
+RECORD = {"task": "t", "model": "m", "objective": "o", "seed": 0}
 ROW = {"run_id": "r1", "task": "t", "model": "m", "objective": "o", "seed": 0, "phase": "test",
        "step": 0, "metric": "loss", "value": 1.5}
 
@@ -24,6 +27,7 @@ def publish(results: Path, run_id: str, finished: str, status: str = "done",
     writer.write_text("config.gin", "a = 1\n")
     if status == "done":  # a done run folder is complete (publish checks it)
         writer.write_text("operative.gin", "a = 1\n")
+        write_weights(writer.stage / "weights.safetensors")
         rows = rows or []
     if rows is not None:
         writer.write_metrics(rows)
@@ -36,7 +40,8 @@ def test_run_writer_publishes_a_complete_folder(tmp_path: Path) -> None:
     folder = publish(tmp_path, "r1", "2026-01-01", rows=[ROW])
     assert folder == tmp_path / "runs" / "r1"
     assert sorted(p.name for p in folder.iterdir()) == ["config.gin", "metrics.parquet",
-                                                       "operative.gin", "run.json"]
+                                                       "operative.gin", "run.json",
+                                                       "weights.safetensors"]
     assert (folder / "config.gin").read_text() == "a = 1\n"
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "done" and record["key"] == "k"
@@ -106,7 +111,7 @@ def test_collect_of_an_empty_folder(tmp_path: Path) -> None:
 
 def test_record_status_publishes_once(tmp_path: Path) -> None:
     cell = SimpleNamespace(run_id="c1", key="k", config_text="b = 2\n",
-                           to_dict=lambda: {"run_id": "c1", "key": "k", "task": "t",
+                           to_dict=lambda: {"run_id": "c1", "key": "k", **RECORD,
                                             "config_text": "b = 2\n", "results": "x"})
     store.record_status(tmp_path, cell, "skipped", "no reason")
     record = store.read_run(tmp_path, "c1")
@@ -252,7 +257,7 @@ def test_missing_files_names_the_first_missing_or_unreadable_file(tmp_path: Path
 @pytest.mark.parametrize("text, problem", [
     (None, "missing"),
     ("{torn", "unreadable (JSONDecodeError: "),
-    ('{"key": "k"}', "not a run record"),
+    ('{"key": "k"}', "field 'status' is missing"),
     ('"status"', "not a run record"),
     ("[1, 2]", "not a run record"),
 ])
@@ -265,11 +270,11 @@ def test_inspect_run_says_what_is_wrong(tmp_path: Path, text: str | None, proble
 
 
 def test_inspect_run_of_a_done_record_checks_its_files(tmp_path: Path) -> None:
-    (tmp_path / "run.json").write_text('{"status": "done"}')
+    (tmp_path / "run.json").write_text(json.dumps({"status": "done", **RECORD}))
     state = store.inspect_run(tmp_path)
-    assert state.folder == tmp_path and state.record == {"status": "done"}
+    assert state.folder == tmp_path and state.record == {"status": "done", **RECORD}
     assert state.problem == f"{tmp_path / 'config.gin'}: missing"
-    (tmp_path / "run.json").write_text('{"status": "skipped"}')
+    (tmp_path / "run.json").write_text(json.dumps({"status": "skipped", **RECORD}))
     assert not store.inspect_run(tmp_path).damaged
 
 
@@ -294,7 +299,7 @@ def test_record_status_stamps_utc_time(tmp_path: Path) -> None:
     from datetime import datetime, timedelta
 
     cell = SimpleNamespace(run_id="c1", key="k", config_text="",
-                           to_dict=lambda: {"run_id": "c1", "key": "k"})
+                           to_dict=lambda: {"run_id": "c1", "key": "k", **RECORD})
     store.record_status(tmp_path, cell, "skipped", "why")
     finished = datetime.fromisoformat(store.read_run(tmp_path, "c1")["finished"])
     assert finished.utcoffset() == timedelta(0)

@@ -126,7 +126,7 @@ def test_final_phase_runs_fresh_seeds_on_test_and_reports(tuned) -> None:
     assert "test" in set(final["phase"]) and "val" not in set(final["phase"])
     assert (out / "budget0" / "results.parquet").is_file()
     index = (out / "report" / "index.md").read_text()
-    for needle in ("Selected configs", "p (Holm)", "Budget 0", "Tuning compute"):
+    for needle in ("Selected configs", "p (Holm)", "Budget 0", "Tuning compute", "| 2 trials "):
         assert needle in index
     figures = {p.name for p in (out / "report" / "figures").iterdir()}
     assert {"sensitivity-alignment1d_nonlinear-conv1d.png",
@@ -264,3 +264,65 @@ def test_tune_hands_the_matrix_resources_to_the_executor(
               "--executor", "submitit")
     assert seen and all(e == "submitit" and r.mem_gb == 3.5 and r.timeout_min == 7
                         for e, r in seen)
+
+
+def _damage_trial(out: Path, name: str) -> Path:
+    """Truncate trials.json or the first trial run's run.json / metrics.parquet; returns it."""
+    if name == "trials.json":
+        path = out / name
+    else:
+        path = sorted(out.glob(f"trials/*/runs/*/{name}"))[0]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("name", ["trials.json", "run.json", "metrics.parquet"])
+def test_select_names_a_damaged_trial_file_and_tune_re_runs_it(
+        tuned, tmp_path: Path, name: str, capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    matrix, reference = tuned
+    out = shutil.copytree(reference, tmp_path / "out", ignore=shutil.ignore_patterns("selected"))
+    damaged = _damage_trial(out, name)
+    capsys.readouterr()
+    assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "select") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(damaged) in err, err
+    assert not (out / "selected" / "selected.csv").exists()
+    # the tuning phase re-runs the damaged trial (the manifest is written again), nothing else
+    assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "tune") == 0
+    assert f"4 cells: {0 if name == 'trials.json' else 1} to run" in capsys.readouterr().out
+    assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "select") == 0
+    scores = pd.read_csv(out / "selected" / "trial_scores.csv")
+    assert len(scores) == 4 and set(scores["status"]) == {"done"}
+
+
+def test_protocol_report_counts_unfinished_trials() -> None:
+    from bench.trial_counts import trial_statuses, trial_text
+
+    scores = pd.DataFrame({"task": "t", "model": "m", "objective": "dlc",
+                           "trial": [0, 0, 1, 1, 2, 2, 3, 3],
+                           "status": ["done", "done", "done", "diverged", "failed", "done",
+                                      "done", "done"], "run_id": list("abcdefgh")})
+    trials = trial_statuses(scores)
+    assert trials["status"].tolist() == ["done", "diverged", "failed", "done"]
+    assert trial_text(trials["status"]) == "4 trials, 1 diverged, 1 failed"
+    assert trial_text(pd.Series(["done"] * 8)) == "8 trials"
+
+
+def test_protocol_final_values_read_only_the_given_runs(tmp_path: Path) -> None:
+    """`final/` may hold an earlier winner's runs (a changed sweep, re-tuned into the same folder):
+    the protocol report reads only the runs of the selected configs on the final seeds."""
+    from types import SimpleNamespace
+
+    from bench.report_protocol import final_values
+
+    rows = [dict(run_id=run_id, task="t", model="m", objective="dlc", seed=seed, phase="test",
+                 step=0, metric="distance", value=value)
+            for run_id, seed, value in (("old-s100", 100, 9.0), ("new-s100", 100, 1.0),
+                                        ("new-s101", 101, 2.0), ("old-s102", 102, 9.0))]
+    pd.DataFrame(rows).to_parquet(tmp_path / "results.parquet")
+    sweep = SimpleNamespace(metric_of=lambda task: ("distance", "min"))
+    values = final_values(tmp_path, sweep, run_ids={"new-s100", "new-s101"})
+    assert sorted(zip(values["seed"], values["value"])) == [(100, 1.0), (101, 2.0)]

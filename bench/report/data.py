@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.pooling import describe_mix, mixed_configs
 from bench.report.metadata import family_of
 from bench.result_tables import read_tables
 from bench.store import COLUMNS
@@ -29,7 +30,9 @@ def load_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     saved tables (`bench.result_tables.read_tables`; a folder with tables but no run folders, as a
     committed results folder, reads as saved; a damaged run folder is listed as `damaged`).
 
-    Raises ReportInputError when the folder has neither run folders nor a runs table.
+    Raises ReportInputError when the folder has neither run folders nor a runs table, and when
+    one (task, model, objective) has live runs of more than one config (`bench.pooling`): one
+    table row must never average them.
     """
     results = Path(results)
     runs_path = results / "runs.parquet"
@@ -37,6 +40,9 @@ def load_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ReportInputError(
             f"{runs_path}: no runs table and no run folders; `python -m bench run` writes them")
     metrics, runs = read_tables(results)
+    mixed = mixed_configs(runs)
+    if mixed:
+        raise ReportInputError(describe_mix(results, mixed))
     if metrics.empty:
         metrics = pd.DataFrame(columns=COLUMNS)
     return metrics, runs
@@ -97,9 +103,19 @@ def with_family(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(family=frame["task"].map(families))
 
 
-def final_values(metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, model, objective, seed, metric): the final value (no landscape curves)."""
-    final = metrics[metrics["phase"].isin(FINAL_PHASES)]
+def evaluated_split(metrics: pd.DataFrame) -> str:
+    """'validation' for a folder whose runs evaluated the validation split only (a tuning trial
+    folder, `bench tune`), else 'test'."""
+    phases = set(metrics["phase"]) if not metrics.empty else set()
+    return "validation" if "val" in phases and not any(p.startswith("test") for p in phases) \
+        else "test"
+
+
+def final_values(metrics: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """One row per (task, model, objective, seed, metric): the final value on `split` ('test' or
+    'validation', see `evaluated_split`) and the landscape (no landscape curves)."""
+    phases = ("val", "landscape") if split == "validation" else FINAL_PHASES
+    final = metrics[metrics["phase"].isin(phases)]
     final = final[~final["metric"].str.startswith("slice_")]
     return final.groupby(["task", "model", "objective", "seed", "metric"], as_index=False)[
         "value"].last()

@@ -26,6 +26,7 @@ from bench.report import figures, tables
 from bench.report.data import (
     commits,
     drop_legacy_gap,
+    evaluated_split,
     final_values,
     legacy_base_loss,
     load_tables,
@@ -92,13 +93,15 @@ def cell_notes(runs: pd.DataFrame) -> list[str]:
 
 
 def _family_caption(family: str, scale: str, seeds: str, metrics: Sequence[str],
-                    interval: str, baseline: str) -> str:
-    """`interval`: '' for the final-metrics table, else how the CIs were computed."""
-    head = (f"{family}, {scale} scale: paired difference objective − {baseline} on the same "
+                    interval: str, baseline: str, split: str = "test") -> str:
+    """`interval`: '' for the final-metrics table, else how the CIs were computed; `split`: the
+    split the values were measured on ('test', or 'validation' for a tuning trial folder)."""
+    head = (f"{family}, {scale} scale, {split} split: paired difference objective − {baseline} "
+            "on the same "
             f"seeds ({seeds}), mean and 95% {interval} confidence interval of the mean "
             "difference; bold: better than the baseline at p < 0.05 (exact sign-flip test, Holm "
             f"correction across the comparisons of the {family} family)." if interval else
-            f"{family}, {scale} scale: final test metrics, mean ± std over {seeds} (std with "
+            f"{family}, {scale} scale: final {split} metrics, mean ± std over {seeds} (std with "
             "ddof=1); bold: the best mean per task, only for metrics that declare a direction "
             "(↑/↓) and never for constant baselines.")
     return " ".join(p for p in (head, tables.caption_definitions(metrics)) if p)
@@ -106,8 +109,10 @@ def _family_caption(family: str, scale: str, seeds: str, metrics: Sequence[str],
 
 def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
                   directions: dict[str, str], folder: Path, formats: Sequence[str],
-                  baseline: str, legacy_gap: set[str]) -> tuple[list[Path], list[str]]:
-    """Write every table of one family; returns (files written, index.md lines)."""
+                  baseline: str, legacy_gap: set[str], split: str = "test",
+                  ) -> tuple[list[Path], list[str]]:
+    """Write every table of one family (`values` measured on `split`); returns (files written,
+    index.md lines)."""
     summary = tables.summarise(values)
     final = tables.final_table(summary, directions)  # computed once, rendered twice
     scale = ", ".join(sorted({str(s) for s in runs.get("scale", pd.Series(dtype=str)).dropna()}))
@@ -130,7 +135,7 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
         for k, (group, members) in enumerate(groups):
             caption = _family_caption(family, scale or "unknown", seeds, members,
                                       "" if kind == "final" else tables.interval_text(frame),
-                                      baseline)
+                                      baseline, split)
             if kind != "final":
                 caption += tables.power_note(frame)
             stem = folder / f"{family}_{kind}_{group.replace('+', '_')}"
@@ -142,7 +147,8 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
             written += tables.write_table(markdown, latex, rows, stem, formats,
                                           tables.latex_text(caption + f" Tasks are named without the prefix {family}_."), label,
                                           table_notes)
-            title = ("Final metrics" if kind == "final" else f"Difference to {baseline}")
+            title = ("Final metrics" if split == "test" else f"Final {split} metrics") \
+                if kind == "final" else f"Difference to {baseline}"
             lines += [f"**{title}: {group.replace('+', ', ')}.** {caption}", "",
                       tables.to_markdown(markdown), ""]
             lines += [f"- {n}" for n in table_notes] + ([""] if table_notes else [])
@@ -181,13 +187,14 @@ def write_report(results: Path, out: Path | None = None, formats: Sequence[str] 
                   "amssymb), then `\\input{tables/<name>}` per table.", ""]
     metrics, legacy_gap = drop_legacy_gap(metrics)
     metrics, runs = with_family(metrics, runs), with_family(runs, runs)
-    values = final_values(metrics)
+    split = evaluated_split(metrics)
+    values = final_values(metrics, split)
     for family in sorted(metrics.family.unique()):
         in_family = values.task.isin(metrics.task[metrics.family == family])
         if in_family.any():
             _, fam_lines = family_tables(family, values[in_family], runs[runs.family == family],
                                          directions, out / "tables", formats, baseline,
-                                         legacy_gap)
+                                         legacy_gap, split)
             lines += fam_lines
         else:
             lines += [f"## {family}", ""]

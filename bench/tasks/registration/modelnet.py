@@ -43,12 +43,16 @@ def load_modelnet40(root: str | Path, partition: str) -> dict[str, np.ndarray]:
 
     data, normal, label = [], [], []
     for path in sorted(folder.glob(f"ply_data_{partition}*.h5")):
-        with h5py.File(path, "r") as f:
-            points = np.asarray(f["data"], dtype=np.float32)
-            data.append(points)
-            normal.append(np.asarray(f["normal"], dtype=np.float32) if "normal" in f
-                          else np.zeros_like(points))
-            label.append(np.asarray(f["label"], dtype=np.int64).reshape(-1))
+        try:
+            with h5py.File(path, "r") as f:
+                points = np.asarray(f["data"], dtype=np.float32)
+                data.append(points)
+                normal.append(np.asarray(f["normal"], dtype=np.float32) if "normal" in f
+                              else np.zeros_like(points))
+                label.append(np.asarray(f["label"], dtype=np.int64).reshape(-1))
+        except (OSError, KeyError) as err:  # not HDF5, truncated, or without data/label
+            raise ValueError(f"{path}: not a readable ModelNet40 HDF5 file "
+                             f"({type(err).__name__}: {err})") from err
     return {"data": np.concatenate(data), "normal": np.concatenate(normal),
             "label": np.concatenate(label)}
 

@@ -14,6 +14,7 @@ normalises with (0.1307, 0.3081) and applies the permutation (Le et al. 2015 pro
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,10 @@ def read_idx(path: str | Path) -> np.ndarray:
     sizes; the data follow in C order.
     """
     path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:  # truncated or not gzip at all
+        raise ValueError(f"{path}: not a readable gzip file ({type(err).__name__}: {err})") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
     dtype, ndim = np.dtype(_IDX_TYPES[raw[2]]), raw[3]
