@@ -10,7 +10,8 @@ Layout under a tuning folder (written by `bench.tune`):
     selected/selected.csv               one row per winner: trial, score, params
 
 Only validation rows (phase 'val') are read; a trial counts only when every one of its tuning seeds
-finished ('done'); ties go to the lower trial index.
+finished ('done'); trials stopped by successive halving are 'pruned' and never win; ties go to the
+lower trial index.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def trial_scores(out: Path, manifest: Sequence[dict], sweep) -> pd.DataFrame:
         for seed, run_id in zip(entry["seeds"], entry["run_ids"]):
             status, score = "missing", float("nan")
             run = runs_dir(folder) / run_id
-            if (run / "run.json").is_file():
+            if entry.get("pruned_at") is not None:  # stopped by successive halving (bench.halving)
+                status = "pruned"
+            elif (run / "run.json").is_file():
                 record = json.loads((run / "run.json").read_text())
                 status = record.get("status", "missing")
                 declared = (record.get("metric_directions") or {}).get(metric, direction)

@@ -107,7 +107,7 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
     order_rng = torch.Generator().manual_seed(seed)
     step, step_times = 0, []
     label = "{task} {model} {objective} s{seed}".format(**rec.ident)  # what tells cells apart
-    for epoch in tqdm(range(exp.epochs), desc=label, unit="epoch", leave=False,
+    for epoch in tqdm(range(exp.stop_epoch or exp.epochs), desc=label, unit="epoch", leave=False,
                       disable=not progress):
         model.train()
         sums: dict[str, float] = defaultdict(float)

@@ -37,9 +37,11 @@ from bench.select import select, selected_path, trial_scores
 from bench.store import atomic_write_text, clean_staging, is_done, record_status
 from bench.sweep import (
     EVAL_SPLIT,
+    MIN_TUNING_SEEDS,
     Sweep,
     binding_text,
     check_budgets,
+    check_resolution,
     line_of,
     load_sweep,
     sample_params,
@@ -48,6 +50,7 @@ from bench.sweep import (
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ("tune", "select", "final", "all")
+STOP_EPOCH = "bench.run.Experiment.stop_epoch"  # a halving rung's binding (bench.halving)
 
 
 def load_plan(matrix_path: Path) -> tuple[list[Matrix], Sweep]:
@@ -63,7 +66,13 @@ def load_plan(matrix_path: Path) -> tuple[list[Matrix], Sweep]:
     sweep = load_sweep(resolve("sweeps", refs.pop()))
     if not sweep.final_seeds:
         raise ConfigError(f"{sweep.source}: bench.sweep.Sweep.final_seeds is empty")
+    if sweep.tuning_seeds:
+        parts = [replace(part, seeds=list(sweep.tuning_seeds)) for part in parts]
     for part in parts:
+        if len(set(part.seeds)) < MIN_TUNING_SEEDS:
+            raise ConfigError(f"{sweep.source}: {len(set(part.seeds))} tuning seed(s) "
+                              f"{list(part.seeds)}; selection needs at least {MIN_TUNING_SEEDS} "
+                              "(set bench.sweep.Sweep.tuning_seeds)")
         reused = sorted(set(part.seeds) & set(sweep.final_seeds))
         if reused:
             raise ConfigError(f"{sweep.source}: final_seeds {reused} are also tuning seeds of "
@@ -80,14 +89,20 @@ def _entry(part: Matrix, task: str, model: str, objective: str, trial: int,
 
 
 def trial_cells(part: Matrix, task: str, model: str, objective: str, trial: int,
-                params: dict[str, Any], out: Path, device: str, source: str = "") -> list[Cell]:
-    """The cells of one trial (one per tuning seed), validation only. A search-space key that is
-    not a valid binding is reported at its line of the sweep file `source`."""
+                params: dict[str, Any], out: Path, device: str, source: str = "",
+                stop_epoch: int | None = None) -> list[Cell]:
+    """The cells of one trial (one per tuning seed), validation only; with `stop_epoch`, its
+    halving rung (the first `stop_epoch` epochs, in `rungs/e<epoch>/t<trial>`). A search-space key
+    that is not a valid binding is reported at its line of the sweep file `source`."""
     narrow = replace(part, tasks=[task], models=[model], objectives=[objective])
     bindings = [binding_text(k, v) for k, v in sorted(params.items())]
     bindings.append(binding_text(EVAL_SPLIT, "val"))
+    folder = out / f"trials/t{trial:03d}"
+    if stop_epoch is not None:
+        bindings.append(binding_text(STOP_EPOCH, stop_epoch))
+        folder = out / f"rungs/e{stop_epoch:03d}/t{trial:03d}"
     try:
-        cells = expand_cells(narrow, out / f"trials/t{trial:03d}", (), bindings, device)
+        cells = expand_cells(narrow, folder, (), bindings, device)
     except ConfigError as err:
         bad = next((k for k in params if k in str(err)), None)
         where = line_of(source, repr(bad)) if bad and source else source or "sweep"
@@ -126,14 +141,21 @@ def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.
     if sweep.sampler == "tpe":
         return _tune_sequential(parts, sweep, out, args)
     points = sample_params(sweep, list(sweep.spaces))
+    if not args.allow_unequal_budgets:
+        check_resolution(sweep, points)
+    plan = [(part, task, model, objective, trial, params)
+            for part, task, model, objective in combinations(parts)
+            for trial, params in enumerate(points[Path(objective).stem])]
+    if sweep.rungs:
+        from bench.tune_rungs import tune_with_rungs
+
+        return tune_with_rungs(plan, sweep, out, args)
     cells, manifest = [], []
-    for part, task, model, objective in combinations(parts):
-        name = Path(objective).stem
-        for trial, params in enumerate(points[name]):
-            made = trial_cells(part, task, model, objective, trial, params, out, args.device,
-                               sweep.source)
-            cells += made
-            manifest.append(_entry(part, task, model, objective, trial, params, made))
+    for part, task, model, objective, trial, params in plan:
+        made = trial_cells(part, task, model, objective, trial, params, out, args.device,
+                           sweep.source)
+        cells += made
+        manifest.append(_entry(part, task, model, objective, trial, params, made))
     if args.dry_run:
         return _print_dry(cells)
     atomic_write_text(out / "trials.json", json.dumps(manifest, indent=1) + "\n")
