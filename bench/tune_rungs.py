@@ -61,15 +61,17 @@ def _stage_entry(entry: dict[str, Any], cells: Sequence[Cell], out: Path) -> dic
             "run_ids": [c.run_id for c in cells], "pruned_at": None}
 
 
-def _mean_scores(out: Path, entries: Sequence[dict], sweep: Sweep) -> dict[tuple, float]:
+def _mean_scores(out: Path, entries: Sequence[dict], sweep: Sweep
+                 ) -> tuple[dict[tuple, float], dict[tuple, list[float]]]:
     """(task, model, objective, trial) -> mean validation score over the tuning seeds (NaN unless
-    every seed is done)."""
+    every seed is done), and -> the per-seed scores (in the entry's seed order)."""
     scores = trial_scores(out, entries, sweep)
-    means = {}
+    means, per_seed = {}, {}
     for key, group in scores.groupby(["task", "model", "objective", "trial"]):
         done = bool((group["status"] == "done").all())
         means[key] = float(group["score"].mean()) if done else float("nan")
-    return means
+        per_seed[key] = [float(v) for v in group["score"]]
+    return means, per_seed
 
 
 def tune_with_rungs(plan: Sequence[tuple], sweep: Sweep, out: Path,
@@ -112,11 +114,12 @@ def tune_with_rungs(plan: Sequence[tuple], sweep: Sweep, out: Path,
         status |= int(any(o["status"] != "done" for o in outcomes))
         if stage == len(sweep.rungs):
             break
-        means = _mean_scores(out, list(staged.values()), sweep) if staged else {}
+        means, per_seed = _mean_scores(out, list(staged.values()), sweep) if staged else ({}, {})
         for key in set(alive) & set(staged):
             entries[key]["rungs"].append(dict(
                 epochs=epochs[key[:3]][1][stage], results=staged[key]["results"],
-                run_ids=staged[key]["run_ids"], score=means.get(key, float("nan"))))
+                run_ids=staged[key]["run_ids"], score=means.get(key, float("nan")),
+                seed_scores=per_seed.get(key, [])))
         alive = _promote(alive, means, sweep, stage, entries)
     _write(out, entries, finished=True)
     return status
