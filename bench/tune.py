@@ -303,7 +303,7 @@ def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Nam
         status |= int(any(o["status"] != "done" for o in outcomes))
         from bench.report_protocol import write_protocol_report
 
-        report = write_protocol_report(out, sweep)
+        report = write_protocol_report(out, sweep, feasibility=getattr(args, "feasibility", None))
         print(f"protocol report -> {report}")
     print(f"bench tune {args.phase} finished in {time.time() - begin:.1f} s -> {out}")
     return status
@@ -326,4 +326,8 @@ def add_parser(sub) -> None:
                       help="print the cells of every phase and their time from the per-cell "
                            "wall times measured in RESULTS/runs.parquet (runs nothing)")
     tune.add_argument("--allow-unequal-budgets", action="store_true",
-                      help="run even when objectives have different numbers of trials")
+                      help="run even when objectives get unequal tuning compute or a coarser "
+                           "grid on the shared axes than plain")
+    tune.add_argument("--feasibility", type=Path, metavar="CSV",
+                      help="feasibility table (task, objective, verdict) whose 'ill-posed' rows "
+                           "the report's verdicts mark (default OUT/feasibility.csv if present)")
