@@ -1,6 +1,7 @@
 """The training loop of one cell: seeding, device choice, batching, the per-epoch metric rows.
 
-`train(exp, device, seed, recorder)` runs `exp.epochs` epochs of `exp.optimizer` on
+`train(exp, device, seed, recorder)` runs `exp.epochs` epochs (the first `exp.stop_epoch` of them
+for a halving rung) of `exp.optimizer` on
 `exp.objective`, shuffling the training split with its own generator seeded by the cell's seed, and
 records one row per epoch and training metric (phase `train`) through a `Recorder`:
 

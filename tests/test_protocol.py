@@ -105,3 +105,39 @@ def test_a_bad_feasibility_table_names_its_row(tmp_path) -> None:
     path.write_text("task,objective,verdict\nalignment1d_x,dlc,feasible\nalignment1d_x,margin,maybe\n")
     with pytest.raises(ConfigError, match=r"feasibility.csv, row 3: verdict 'maybe'"):
         qualify(_comparisons(), path)
+
+
+def test_compute_and_stage_tables_from_a_hand_made_tuning_folder(tmp_path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from bench.protocol_tables import compute_table
+    from bench.stability import stage_scores
+
+    def entry(trial, rung_scores, pruned):
+        return dict(task="alignment1d_x", model="conv1d", objective="plain", trial=trial,
+                    seeds=[0, 1], run_ids=[f"r{trial}a", f"r{trial}b"], results=f"trials/t{trial}",
+                    params="{}", skipped=False, full_epochs=10, pruned_at=0 if pruned else None,
+                    reached_full=not pruned, epochs_trained=2 if pruned else 12,
+                    rungs=[dict(epochs=2, score=float(np.mean(rung_scores)),
+                                seed_scores=rung_scores)])
+
+    (tmp_path / "trials.json").write_text(json.dumps([entry(0, [3.0, 5.0], True),
+                                                      entry(1, [1.0, 2.0], False)]))
+    (tmp_path / "selected").mkdir()
+    pd.DataFrame([dict(task="alignment1d_x", model="conv1d", objective="plain", trial=t,
+                       seed=s, status=st, direction="min", score=v)
+                  for t, s, st, v in ((0, 0, "pruned", np.nan), (0, 1, "pruned", np.nan),
+                                      (1, 0, "done", 0.5), (1, 1, "done", 0.7))]
+                 ).to_csv(tmp_path / "selected" / "trial_scores.csv", index=False)
+    sweep = SimpleNamespace(rungs=[0.2], compute=lambda o: 1.2, eta=lambda o: 2,
+                            metric_of=lambda task: ("distance", "min"))
+    table = compute_table(tmp_path, sweep)
+    # 2 seeds x (2/10 for the pruned trial + 12/10 for the promoted one, its restart included)
+    assert table[["points", "reached_full"]].values.tolist() == [[2, 1]]
+    assert table["full_budget_equiv"].iloc[0] == pytest.approx(2 * (0.2 + 1.2))
+    assert table["planned_equiv"].iloc[0] == pytest.approx(2.4)
+    stages = stage_scores(tmp_path, sweep)
+    assert sorted(stages.groupby("stage")["trial"].apply(set).to_dict().items()) == [
+        (0, {0, 1}), (1, {1})]
+    assert stability(stages, "min", 2) == (1, 1.0)

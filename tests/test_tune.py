@@ -109,6 +109,15 @@ def test_halving_prunes_synchronously_and_records_partial_budgets(tuned) -> None
         assert best["reached_full"]
     runs = [json.loads(p.read_text()) for p in out.glob("trials/*/runs/*/run.json")]
     assert len(runs) == 4 and all(r["status"] == "done" for r in runs)  # 2 survivors x 2 seeds
+    # a rung is the first epoch of the full run's schedule: the promoted trial's restart retraces it
+    survivor = next(e for e in manifest if e["objective"] == "plain" and e["reached_full"])
+    train = []
+    for folder, run_id in ((survivor["rungs"][0]["results"], survivor["rungs"][0]["run_ids"][0]),
+                           (survivor["results"], survivor["run_ids"][0])):
+        rows = pd.read_parquet(out / folder / "runs" / run_id / "metrics.parquet")
+        rows = rows[(rows.phase == "train") & (rows.metric.isin(["train_loss", "train_lr"]))]
+        train.append(rows[rows.step == 0].set_index("metric")["value"])
+    assert train[0].to_dict() == train[1].to_dict()
 
 
 def test_a_tuning_cell_refuses_the_test_split(tmp_path: Path, tuned) -> None:
