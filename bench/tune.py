@@ -25,16 +25,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
 from bench.cell import Cell
 from bench.config import ConfigError, resolve
 from bench.matrix import Matrix, combinations, expand_cells, load_matrix
-from bench.result_tables import collect
 from bench.select import select, selected_path, trial_scores
-from bench.store import atomic_write_text, clean_staging, is_done, record_status
+from bench.store import atomic_write_text
 from bench.sweep import (
     EVAL_SPLIT,
     MIN_TUNING_SEEDS,
@@ -42,15 +40,15 @@ from bench.sweep import (
     binding_text,
     check_budgets,
     check_resolution,
-    line_of,
     load_sweep,
     sample_params,
     tpe_params,
 )
+from bench.tune_cells import manifest_entry, print_dry, run_cells, trial_cells
+from bench.tune_rungs import tune_with_rungs
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ("tune", "select", "final", "all")
-STOP_EPOCH = "bench.run.Experiment.stop_epoch"  # a halving rung's binding (bench.halving)
 
 
 def load_plan(matrix_path: Path) -> tuple[list[Matrix], Sweep]:
@@ -80,61 +78,6 @@ def load_plan(matrix_path: Path) -> tuple[list[Matrix], Sweep]:
     return parts, sweep
 
 
-def _entry(part: Matrix, task: str, model: str, objective: str, trial: int,
-           params: dict[str, Any], cells: Sequence[Cell]) -> dict[str, Any]:
-    return dict(task=Path(task).stem, model=Path(model).stem, objective=Path(objective).stem,
-                trial=trial, params=params, seeds=[c.seed for c in cells],
-                run_ids=[c.run_id for c in cells], results=f"trials/t{trial:03d}",
-                skipped=bool(cells and cells[0].skip_reason))
-
-
-def trial_cells(part: Matrix, task: str, model: str, objective: str, trial: int,
-                params: dict[str, Any], out: Path, device: str, source: str = "",
-                stop_epoch: int | None = None) -> list[Cell]:
-    """The cells of one trial (one per tuning seed), validation only; with `stop_epoch`, its
-    halving rung (the first `stop_epoch` epochs, in `rungs/e<epoch>/t<trial>`). A search-space key
-    that is not a valid binding is reported at its line of the sweep file `source`."""
-    narrow = replace(part, tasks=[task], models=[model], objectives=[objective])
-    bindings = [binding_text(k, v) for k, v in sorted(params.items())]
-    bindings.append(binding_text(EVAL_SPLIT, "val"))
-    folder = out / f"trials/t{trial:03d}"
-    if stop_epoch is not None:
-        bindings.append(binding_text(STOP_EPOCH, stop_epoch))
-        folder = out / f"rungs/e{stop_epoch:03d}/t{trial:03d}"
-    try:
-        cells = expand_cells(narrow, folder, (), bindings, device)
-    except ConfigError as err:
-        bad = next((k for k in params if k in str(err)), None)
-        where = line_of(source, repr(bad)) if bad and source else source or "sweep"
-        lines = str(err).splitlines()
-        hint = "".join(f"; {line.strip()}" for line in lines[1:] if "did you mean" in line)
-        raise ConfigError(f"{where}: objective {objective!r}, trial {trial}, task {task!r}: "
-                          f"{lines[0]}{hint}") from None
-    return [replace(c, eval_split="val") for c in cells]
-
-
-def run_cells(cells: Sequence[Cell], executor: str, jobs: int, threads: int) -> list[dict]:
-    """Run the cells not yet done (skipped ones are recorded), then rebuild each results folder's
-    tables. Returns the outcomes of the cells that ran."""
-    from bench.executors import execute
-
-    folders = sorted({c.results for c in cells})
-    for folder in folders:
-        clean_staging(Path(folder))
-    for cell in cells:
-        if cell.skip_reason:
-            record_status(Path(cell.results), cell, "skipped", cell.skip_reason)
-    todo = [c for c in cells if not c.skip_reason and not is_done(Path(c.results), c.run_id, c.key)]
-    print(f"{len(cells)} cells: {len(todo)} to run, {len(cells) - len(todo)} done or skipped")
-    outcomes = list(execute(todo, executor, jobs, threads)) if todo else []
-    for folder in folders:
-        collect(Path(folder))
-    failed = [o for o in outcomes if o["status"] != "done"]
-    for outcome in failed:
-        print(f"  {outcome['run_id']}: {outcome['status']}: {outcome['reason']}", file=sys.stderr)
-    return outcomes
-
-
 def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace) -> int:
     for part in parts:
         check_budgets(sweep, [Path(o).stem for o in part.objectives], args.allow_unequal_budgets)
@@ -147,17 +90,15 @@ def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.
             for part, task, model, objective in combinations(parts)
             for trial, params in enumerate(points[Path(objective).stem])]
     if sweep.rungs:
-        from bench.tune_rungs import tune_with_rungs
-
         return tune_with_rungs(plan, sweep, out, args)
     cells, manifest = [], []
     for part, task, model, objective, trial, params in plan:
         made = trial_cells(part, task, model, objective, trial, params, out, args.device,
                            sweep.source)
         cells += made
-        manifest.append(_entry(part, task, model, objective, trial, params, made))
+        manifest.append(manifest_entry(part, task, model, objective, trial, params, made))
     if args.dry_run:
-        return _print_dry(cells)
+        return print_dry(cells)
     atomic_write_text(out / "trials.json", json.dumps(manifest, indent=1) + "\n")
     outcomes = run_cells(cells, args.executor, args.jobs, args.threads)
     return 1 if any(o["status"] != "done" for o in outcomes) else 0
@@ -188,10 +129,10 @@ def _tune_sequential(parts: Sequence[Matrix], sweep: Sweep, out: Path,
                                sweep.source)
             cells += made
             if key not in decided:
-                decided[key] = _entry(part, task, model, objective, trial, params, made)
+                decided[key] = manifest_entry(part, task, model, objective, trial, params, made)
                 manifest.append(decided[key])
         if args.dry_run:
-            return _print_dry(cells)
+            return print_dry(cells)
         atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
         outcomes = run_cells(cells, args.executor, args.jobs, args.threads)
         status |= int(any(o["status"] != "done" for o in outcomes))
@@ -209,15 +150,6 @@ def _history(scores, key) -> list[tuple[dict, float]]:
     mine = scores[(scores.task == task) & (scores.model == model) & (scores.objective == objective)]
     per_trial = mine.groupby("trial").agg(score=("score", "mean"), params=("params", "first"))
     return [(json.loads(p), float(s)) for s, p in zip(per_trial["score"], per_trial["params"])]
-
-
-def _print_dry(cells: Sequence[Cell]) -> int:
-    todo = [c for c in cells if not c.skip_reason and not is_done(Path(c.results), c.run_id, c.key)]
-    for cell in cells:
-        print(f"{cell.run_id:60s} {Path(cell.results).name} "
-              f"{'skipped' if cell.skip_reason else 'to run' if cell in todo else 'done'}")
-    print(f"{len(cells)} cells, {len(todo)} to run")
-    return 0
 
 
 def final_cells(parts: Sequence[Matrix], sweep: Sweep, out: Path, device: str) -> list[Cell]:
@@ -298,7 +230,7 @@ def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Nam
     if args.phase in ("final", "all"):
         cells = final_cells(parts, sweep, out, args.device)
         if args.dry_run:
-            return _print_dry(cells)
+            return print_dry(cells)
         outcomes = run_cells(cells, args.executor, args.jobs, args.threads)
         status |= int(any(o["status"] != "done" for o in outcomes))
         from bench.report_protocol import write_protocol_report

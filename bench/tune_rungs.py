@@ -28,6 +28,7 @@ from bench.halving import promoted, rung_epochs
 from bench.select import trial_scores
 from bench.store import atomic_write_text
 from bench.sweep import Sweep, line_of
+from bench.tune_cells import manifest_entry, print_dry, run_cells, trial_cells
 
 
 def full_epochs(cell: Cell) -> int:
@@ -78,13 +79,11 @@ def tune_with_rungs(plan: Sequence[tuple], sweep: Sweep, out: Path,
                     args: argparse.Namespace) -> int:
     """Run the tune phase of `plan` ((part, task, model, objective, trial, params) per trial)
     under the sweep's rungs. Returns 1 when a cell failed, else 0."""
-    from bench.tune import _entry, _print_dry, run_cells, trial_cells
-
     entries, full, epochs = {}, {}, {}
     for part, task, model, objective, trial, params in plan:
         cells = trial_cells(part, task, model, objective, trial, params, out, args.device,
                             sweep.source)
-        entry = _entry(part, task, model, objective, trial, params, cells)
+        entry = manifest_entry(part, task, model, objective, trial, params, cells)
         key = (entry["task"], entry["model"], entry["objective"], trial)
         if not entry["skipped"]:
             group = key[:3]
@@ -108,7 +107,7 @@ def tune_with_rungs(plan: Sequence[tuple], sweep: Sweep, out: Path,
             staged[key] = _stage_entry(entries[key], made, out)
         if args.dry_run:
             print(f"(rung 0 of {len(sweep.rungs)}; the later rungs run the trials it promotes)")
-            return _print_dry(cells)
+            return print_dry(cells)
         _write(out, entries, finished=False)
         outcomes = run_cells(cells, args.executor, args.jobs, args.threads)
         status |= int(any(o["status"] != "done" for o in outcomes))

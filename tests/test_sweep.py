@@ -24,6 +24,10 @@ from bench.verdicts import WEIGHT_AXES, reaches_plain_limit
 LR = "bench.run.Experiment.lr"
 WEIGHT = "bench.objectives.DLC.weight"
 LOG_LR = {"min": 1e-4, "max": 1e-1, "scaling": "log"}
+MINIMAL = ("bench.sweep.Sweep:\n"  # a sweep file whose line 7 is the first one a test appends
+           "    spaces = {'plain': {'bench.run.Experiment.lr': {'feasible_points': [0.1, 0.2]}}}\n"
+           "    trials = 2\n    metric = 'distance'\n    direction = 'min'\n"
+           "    final_seeds = [100]\n")
 
 
 def write_sweep(folder: Path, body: str) -> Path:
@@ -94,10 +98,7 @@ def test_equal_compute_counts_full_budget_equivalents() -> None:
 
 
 def test_rungs_need_a_batch_sampler_and_reduction_factors(tmp_path: Path) -> None:
-    body = ("bench.sweep.Sweep:\n"
-            "    spaces = {'plain': {'bench.run.Experiment.lr': {'feasible_points': [0.1, 0.2]}}}\n"
-            "    trials = 2\n    metric = 'distance'\n    direction = 'min'\n"
-            "    final_seeds = [100]\n")
+    body = MINIMAL
     with pytest.raises(ConfigError, match="line 7: rungs .*need a batch sampler"):
         load_sweep(write_sweep(tmp_path, body + "    rungs = [0.5]\n    sampler = 'tpe'\n"))
     with pytest.raises(ConfigError, match="line 7: rungs \\[0.5, 0.4\\]: expected increasing"):
@@ -170,10 +171,7 @@ def test_bad_search_space_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_bad_sampler_and_budget_list(tmp_path: Path) -> None:
-    body = ("bench.sweep.Sweep:\n"
-            "    spaces = {'plain': {'bench.run.Experiment.lr': {'feasible_points': [0.1]}}}\n"
-            "    trials = 2\n    metric = 'distance'\n    direction = 'min'\n"
-            "    final_seeds = [100]\n")
+    body = MINIMAL
     with pytest.raises(ConfigError, match="line 7: sampler 'grid'"):
         load_sweep(write_sweep(tmp_path, body + "    sampler = 'grid'\n"))
     with pytest.raises(ConfigError, match="budget 2: expected an integer from 1 to 1"):
