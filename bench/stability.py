@@ -18,6 +18,7 @@ objective pooled; early rungs can penalise slow starters).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +106,10 @@ def rung_correlation(frame: pd.DataFrame) -> pd.DataFrame:
             early = group[(group["stage"] == rung) & (group["stage"] < last)]
             early = early.set_index(["objective", "trial"])["score"]
             both = pd.concat([early, final], axis=1, join="inner").dropna()
-            rho = spearmanr(both.iloc[:, 0], both.iloc[:, 1]).statistic if len(both) >= 3 \
-                else np.nan
+            with warnings.catch_warnings():  # a constant column: rho is undefined (NaN)
+                warnings.simplefilter("ignore")
+                rho = spearmanr(both.iloc[:, 0], both.iloc[:, 1]).statistic \
+                    if len(both) >= 3 else np.nan
             rows.append(dict(task=task, model=model, rung=int(rung), trials=len(both),
                              spearman=float(rho)))
     return pd.DataFrame(rows, columns=["task", "model", "rung", "trials", "spearman"])
