@@ -176,7 +176,12 @@ def test_final_phase_runs_fresh_seeds_on_test_and_reports(tuned) -> None:
     assert {"sensitivity-alignment1d_nonlinear-conv1d.png",
             "budget-alignment1d_nonlinear-conv1d.png", "profile.png"} <= figures
     table = pd.read_csv(out / "report" / "comparisons.csv")
-    assert table["verdict"].iloc[0] in ("better", "worse", "no evidence")
+    # alignment1d/conv1d is an iterative, learned pair: a valid row; a winner at beta = 1e-4 is
+    # "reduced to plain" rather than a verdict on DLC
+    assert table["class"].iloc[0] == "valid"
+    assert table["verdict"].iloc[0] in ("better", "worse", "no evidence", "reduced to plain")
+    for needle in ("Selection stability", "Rank correlation"):
+        assert needle in index
     assert table["n"].iloc[0] == 2
 
 
