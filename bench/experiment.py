@@ -42,6 +42,9 @@ class Experiment:
         autocast_bf16: train under bf16 autocast on CUDA.
         eval_split: the split the test-time solver is evaluated on: 'test', or 'val' for tuning
             (recorded as phases 'val'/'val_iter'; then no test metric is computed).
+        stop_epoch: train only the first `stop_epoch` epochs of the `epochs`-long schedule, then
+            evaluate (a rung of successive halving, `bench.halving`: the validation score at that
+            epoch checkpoint of the full run); None trains all `epochs`.
     """
 
     #: parameters only evaluation reads (`bench.identity`): changing them re-evaluates a finished
@@ -71,9 +74,14 @@ class Experiment:
         landscape_points: int = 8,
         autocast_bf16: bool = False,
         eval_split: str = "test",
+        stop_epoch: int | None = None,
     ) -> None:
         if eval_split not in ("val", "test"):
             raise ValueError(f"eval_split must be 'val' or 'test', got {eval_split!r}")
+        if stop_epoch is not None and not 1 <= stop_epoch < epochs:
+            raise ValueError(f"bench.run.Experiment.stop_epoch must be from 1 to epochs - 1 = "
+                             f"{epochs - 1} (or None), got {stop_epoch!r}")
+        self.stop_epoch = stop_epoch
         self.task, self.model, self.objective = task, model, objective
         self.optimizer, self.lr, self.epochs, self.batch_size = optimizer, lr, epochs, batch_size
         self.grad_clip, self.eval_batch_size = grad_clip, eval_batch_size

@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.protocol_tables import protocol_sections
 from bench.store import atomic_write_frame, atomic_write_text
-from bench.trial_counts import compute_table
+from bench.verdicts import qualify, reference_scores
 
 BASELINE = "plain"
 SUBSET_DRAWS = 500  # bootstrap draws of trial subsets per budget (seeded)
@@ -70,9 +71,13 @@ def final_values(folder: Path, sweep, run_ids: set[str] | None = None) -> pd.Dat
                                        "value"])
 
 
-def comparison_table(values: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+def comparison_table(values: pd.DataFrame, baseline: str = BASELINE, feasibility=None,
+                     params: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (task, model, objective != baseline): both sides' mean, std, n, the paired
-    difference and interval, p, Holm-corrected p over all rows, and the verdict."""
+    difference and interval, p, and `bench.verdicts.qualify`'s class, Holm-corrected p (over the
+    valid rows) and verdict. `feasibility`: the feasibility table (path or DataFrame, optional);
+    `params`: the selected configs (columns task, model, objective, params) for 'reduced to
+    plain'. The non-learned references (e.g. ICP alone) come from `values` itself."""
     rows = []
     for (task, model), group in values.groupby(["task", "model"]):
         base = group[group["objective"] == baseline].set_index("seed")["value"]
@@ -88,7 +93,10 @@ def comparison_table(values: pd.DataFrame, baseline: str = BASELINE) -> pd.DataF
                          "objective": objective, "mean": mean, "std": std, "runs": n,
                          "base_mean": bmean, "base_std": bstd, "base_runs": bn})
     table = pd.DataFrame(rows)
-    return stats.add_verdicts(table) if len(table) else table
+    if len(table) and params is not None:
+        table = table.merge(params[["task", "model", "objective", "params"]], how="left",
+                            on=["task", "model", "objective"])
+    return qualify(table, feasibility, reference_scores(values)) if len(table) else table
 
 
 def _comparison_markdown(table: pd.DataFrame, baseline: str) -> str:
@@ -100,7 +108,7 @@ def _comparison_markdown(table: pd.DataFrame, baseline: str) -> str:
         "task": table["task"], "model": table["model"],
         "metric": [f"{m} ({'↓' if d == 'min' else '↑'})" for m, d in
                    zip(table["metric"], table["direction"])],
-        "objective": table["objective"],
+        "objective": table["objective"], "class": table["class"],
         "objective mean ± std (n)": [f"{m:.4g} ± {s:.2g} ({n})" for m, s, n in
                                      zip(table["mean"], table["std"], table["runs"])],
         f"{baseline} mean ± std (n)": [f"{m:.4g} ± {s:.2g} ({n})" for m, s, n in
@@ -108,7 +116,7 @@ def _comparison_markdown(table: pd.DataFrame, baseline: str) -> str:
         "diff [95% CI]": [f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}] ({i})" for d, lo, hi, i in
                           zip(table["diff"], table["lo"], table["hi"], table["interval"])],
         "p": [f"{p:.3g}" for p in table["p"]],
-        "p (Holm)": [f"{p:.3g}" for p in table["p_holm"]],
+        "p (Holm, valid rows)": [f"{p:.3g}" if np.isfinite(p) else "—" for p in table["p_holm"]],
         "verdict": table["verdict"],
         "unmatched seeds": [", ".join(map(str, u)) or "—" for u in table["unmatched"]],
     })
@@ -254,10 +262,12 @@ def budget_figure(out: Path, values_of: Callable[[Path], pd.DataFrame], sweep,
 
 
 def write_protocol_report(out: Path, sweep, baseline: str = BASELINE,
-                          run_ids: set[str] | None = None) -> Path:
+                          run_ids: set[str] | None = None, feasibility=None) -> Path:
     """Write `<out>/report/` (see the module docstring); returns its index.md. `run_ids`: the
     final phase's cells (`bench.tune.final_cells`); only their runs are read, so runs of an
-    earlier winner left in `final/` by a changed sweep never count."""
+    earlier winner left in `final/` by a changed sweep never count. `feasibility`: the
+    feasibility table (`bench.verdicts.read_feasibility`; default `<out>/feasibility.csv` when
+    present)."""
     from tabulate import tabulate
 
     out = Path(out)
@@ -268,8 +278,10 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE,
     budgets = pd.read_csv(out / "selected" / "budgets.csv")
     values_of = functools.cache(lambda folder: final_values(folder, sweep, run_ids))  # one read each
     final = values_of(out / "final")
-    tuned = comparison_table(final, baseline)
-    default = comparison_table(values_of(out / "budget0"), baseline)
+    if feasibility is None and (out / "feasibility.csv").is_file():
+        feasibility = out / "feasibility.csv"
+    tuned = comparison_table(final, baseline, feasibility, selected)
+    default = comparison_table(values_of(out / "budget0"), baseline, feasibility)
     lines = [f"# Tuned comparison: {Path(sweep.source).name}", "",
              f"Sampler {sweep.sampler} (seed {sweep.seed}); selection on the VALIDATION split, "
              f"{sweep.iterate} iterate; winners re-run on final seeds {list(sweep.final_seeds)} "
@@ -278,15 +290,13 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE,
     shown = selected[["task", "model", "objective", "trial", "trials", "metric", "score",
                       "params"]]
     lines += [tabulate(shown, headers="keys", tablefmt="github", showindex=False), ""]
-    compute = compute_table(out, scores)
-    atomic_write_frame(compute, report / "compute.csv")
-    lines += ["## Tuning compute (trials per objective, with those that did not finish, which "
-              "selection left out; wall time of the trial cells, s)", "",
-              tabulate(compute, headers="keys", tablefmt="github", showindex=False), ""]
+    lines += protocol_sections(out, sweep, report, scores)
     lines += [f"## Tuned: each objective's winner vs {baseline}'s winner (test split)", "",
               "Paired by final seed; interval: t below 10 pairs, BCa from 10; p: exact sign-flip "
-              "permutation; Holm across the rows of this table; 'better'/'worse' only where the "
-              "corrected p < 0.05.", "", _write_table(tuned, report / "comparisons", baseline)]
+              "permutation; class (bench.verdicts): valid / ill-posed / floor / non-iterative; "
+              "Holm across the valid rows only (not those whose selected weight is at the plain "
+              "limit: 'reduced to plain'); 'better'/'worse' only where the corrected p < 0.05.",
+              "", _write_table(tuned, report / "comparisons", baseline)]
     lines += [f"## Budget 0: the one-shot defaults vs {baseline}'s defaults (same seeds)", "",
               _write_table(default, report / "budget0", baseline)]
     problems = final.assign(problem=final["task"] + "/" + final["model"])
@@ -381,3 +391,4 @@ def on_every_problem(values: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]
         return values, {}
     left_out = {str(o): int(n) for o, n in counts.items() if o not in set(complete)}
     return values[values["objective"].isin(complete)], left_out
+

@@ -10,9 +10,9 @@ Layout under a tuning folder (written by `bench.tune`):
     selected/selected.csv               one row per winner: trial, score, params
 
 Only validation rows (phase 'val') are read; a trial counts only when every one of its tuning seeds
-finished ('done'); ties go to the lower trial index. A damaged trial file (trials.json, a trial's
-run.json or metrics.parquet) stops the selection with one line naming it; `tune --phase tune` re-runs
-a damaged trial.
+finished ('done'); trials stopped by successive halving are 'pruned' and never win; ties go to the
+lower trial index. A damaged trial file (trials.json, a trial's run.json or metrics.parquet) stops
+the selection with one line naming it; `tune --phase tune` re-runs a damaged trial.
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def trial_scores(out: Path, manifest: Sequence[dict], sweep, strict: bool = True
             status, score = "missing", float("nan")
             run = runs_dir(folder) / run_id
             state = inspect_run(run) if run.is_dir() else None
-            if state is not None and state.damaged:
+            if entry.get("pruned_at") is not None:  # stopped by successive halving (bench.halving)
+                status = "pruned"
+            elif state is not None and state.damaged:
                 if strict:
                     raise ConfigError(f"trial {entry['trial']} ({entry['objective']}, seed {seed}): "
                                       f"{state.problem}; run `bench tune MATRIX --phase tune` "

@@ -19,10 +19,27 @@ A sweep file (`gin/sweeps/<name>.gin`) binds `bench.sweep.Sweep`; a matrix point
         budgets = [1, 4]         # smaller budgets whose winners (best of the first b trials) also
                                  # run on the final seeds: the test-score-vs-budget figure
         budget0 = True           # the one-shot defaults also run on the final seeds
+        tuning_seeds = [0, 1]    # each trial's seeds (at least 2; selection on their mean);
+                                 # empty: the matrix's seeds
+        design = 'nested'        # 'quasirandom' (above) | 'nested': every axis a grid of
+        resolution = {'bench.run.Experiment.lr': 8, 'bench.objectives.DLC.weight': 3}
+                                 # points per range axis, trials = the product of the axes' grids
+        rungs = [0.2]            # successive halving at these fractions of the epochs
+        reduction_factor = {'plain': 2, 'dlc': 24}  # (bench.halving; one int for all)
 
 Search spaces use AlgoPerf's vocabulary: `{'min', 'max', 'scaling': 'log'|'linear'}` or
 `{'feasible_points': [...]}`; keys are ordinary gin bindings (a feasible point written as a string
 starting with `@` or `%` is a gin reference or macro, e.g. `'@torch.optim.SGD'`).
+
+Nested design: every axis is a grid (feasible points, or `resolution[axis]` points spaced on its
+scaling, both ends included) and an objective's trials are the product of its axes' grids, shared
+axes varying fastest: every DLC weight is crossed with every learning rate plain gets.
+
+The protocol's budget rule (`check_budgets`): every objective of a comparison gets the same tuning
+COMPUTE, counted in full-budget-equivalent trials (`bench.halving.planned_compute`: epochs summed
+over trials, pruned ones and restarts included, over the full epochs), equal to within one trial;
+not the same number of points. The resolution rule (`check_resolution`): every objective gets, at
+each value of its own axes, every point plain gets on the shared axes.
 
 Quasi-random points: every axis of the sweep gets one dimension of ONE scrambled Halton (or Sobol)
 sequence of fixed seed. Axes every objective shares (the learning rate) come first, sorted by
@@ -32,6 +49,7 @@ points, for every objective, whatever other axes an objective adds.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -46,6 +64,9 @@ from scipy.stats import qmc
 from bench.config import ConfigError, validate
 
 SAMPLERS = ("halton", "sobol", "random", "tpe")
+DESIGNS = ("quasirandom", "nested")
+BASELINE = "plain"
+MIN_TUNING_SEEDS = 2
 ITERATES = ("final", "best")
 DIRECTIONS = ("min", "max")
 MAX_AXES = 32  # quasi-random dimensions drawn (see unit_points)
@@ -67,11 +88,30 @@ class Sweep:
     final_seeds: Sequence[int] = ()
     budgets: Sequence[int] = ()
     budget0: bool = True
+    tuning_seeds: Sequence[int] = ()
+    design: str = "quasirandom"
+    resolution: Mapping[str, int] = field(default_factory=dict)
+    rungs: Sequence[float] = ()
+    reduction_factor: int | Mapping[str, int] = 3
     source: str = ""
 
     def budget(self, objective: str) -> int:
-        """Number of trials of `objective`."""
+        """Number of trials (points) of `objective`: the product of its grids in a nested design."""
+        if self.design == "nested":
+            return math.prod(len(grid(self, objective, key)) for key in self.spaces[objective])
         return int(self.trials[objective] if isinstance(self.trials, Mapping) else self.trials)
+
+    def eta(self, objective: str) -> int:
+        """The successive-halving reduction factor of `objective`."""
+        value = self.reduction_factor
+        return int(value[objective] if isinstance(value, Mapping) else value)
+
+    def compute(self, objective: str) -> float:
+        """Planned tuning compute of `objective` per tuning seed, in full-budget-equivalent
+        trials (`bench.halving.planned_compute`; the number of trials without rungs)."""
+        from bench.halving import planned_compute
+
+        return planned_compute(self.budget(objective), self.eta(objective), self.rungs)
 
     def metric_of(self, task: str) -> tuple[str, str]:
         """(selection metric, direction) for a task (keyed by task name, else by its family,
@@ -132,7 +172,16 @@ def check_sweep(sweep: Sweep) -> None:
         raise ConfigError(f"{where}: bench.sweep.Sweep.metric is not set (the selection metric)")
     if not sweep.spaces:
         raise ConfigError(f"{where}: bench.sweep.Sweep.spaces is empty")
+    if sweep.design not in DESIGNS:
+        raise ConfigError(f"{line_of(where, 'design')}: design {sweep.design!r}: expected one of "
+                          f"{', '.join(DESIGNS)}")
     for objective, space in sweep.spaces.items():
+        if sweep.design == "nested":
+            for key, spec in space.items():
+                count = sweep.resolution.get(key)
+                if "feasible_points" not in spec and not (isinstance(count, int) and count >= 2):
+                    raise ConfigError(f"{line_of(where, 'resolution')}: a nested design needs "
+                                      f"resolution[{key!r}] (an integer >= 2), got {count!r}")
         try:
             budget = sweep.budget(objective)
         except KeyError:
@@ -146,11 +195,50 @@ def check_sweep(sweep: Sweep) -> None:
                               "empty search space")
         for key, spec in space.items():
             _check_spec(key, spec, f"{line_of(where, repr(key))}: {objective!r} axis {key!r}")
+    _check_protocol(sweep)
     smallest = min(sweep.budget(o) for o in sweep.spaces)
     for budget in sweep.budgets:
         if not (isinstance(budget, int) and 1 <= budget < smallest):
             raise ConfigError(f"{line_of(where, 'budgets')}: budget {budget!r}: expected an "
                               f"integer from 1 to {smallest - 1} (below the number of trials)")
+
+
+def _check_protocol(sweep: Sweep) -> None:
+    """Tuning seeds, rungs and reduction factors well-formed and compatible with the sampler."""
+    where = sweep.source
+    seeds = list(sweep.tuning_seeds)
+    if seeds and (len(set(seeds)) < MIN_TUNING_SEEDS
+                  or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise ConfigError(f"{line_of(where, 'tuning_seeds')}: tuning_seeds {seeds!r}: expected at "
+                          f"least {MIN_TUNING_SEEDS} distinct integers")
+    rungs = list(sweep.rungs)
+    if not rungs:
+        return
+    if not all(isinstance(r, (int, float)) and 0 < r < 1 for r in rungs) \
+            or any(b <= a for a, b in zip(rungs, rungs[1:])):
+        raise ConfigError(f"{line_of(where, 'rungs')}: rungs {rungs!r}: expected increasing "
+                          "fractions of the epochs between 0 and 1")
+    if sweep.sampler == "tpe" or sweep.budgets:
+        raise ConfigError(f"{line_of(where, 'rungs')}: rungs (successive halving) need a batch "
+                          "sampler (not 'tpe') and no smaller `budgets`")
+    for objective in sweep.spaces:
+        try:
+            eta = sweep.eta(objective)
+        except KeyError:
+            eta = None
+        if not (isinstance(eta, int) and eta >= 2):
+            raise ConfigError(f"{line_of(where, 'reduction_factor')}: reduction_factor of "
+                              f"{objective!r} is {eta!r}: expected an integer >= 2")
+
+
+def grid(sweep: Sweep, objective: str, key: str) -> list[Any]:
+    """The nested design's points of axis `key` of `objective`: its feasible points, or
+    `sweep.resolution[key]` points spaced on its scaling with both ends included."""
+    spec = sweep.spaces[objective][key]
+    if "feasible_points" in spec:
+        return list(spec["feasible_points"])
+    count = int(sweep.resolution[key])
+    return [scale_value(spec, i / (count - 1)) for i in range(count)]
 
 
 def _check_spec(key: str, spec: Any, where: str) -> None:
@@ -178,16 +266,40 @@ def _check_spec(key: str, spec: Any, where: str) -> None:
 
 
 def check_budgets(sweep: Sweep, objectives: Sequence[str], allow_unequal: bool = False) -> None:
-    """Every objective of the comparison has a search space and the same number of trials."""
+    """Every objective of the comparison has a search space and the same planned tuning compute
+    (full-budget-equivalent trials per tuning seed, `Sweep.compute`) to within one trial."""
     missing = [o for o in objectives if o not in sweep.spaces]
     if missing:
         raise ConfigError(f"{sweep.source}: no search space for objective(s) {missing} of the "
                           f"matrix (the sweep has {sorted(sweep.spaces)})")
-    budgets = {o: sweep.budget(o) for o in objectives}
-    if len(set(budgets.values())) > 1 and not allow_unequal:
-        raise ConfigError(f"{line_of(sweep.source, 'trials')}: unequal tuning budgets {budgets}: "
-                          "a fair comparison gives every objective the same number of trials "
-                          "(pass --allow-unequal-budgets to run it anyway)")
+    compute = {o: round(sweep.compute(o), 3) for o in objectives}
+    if max(compute.values()) - min(compute.values()) >= 1 and not allow_unequal:
+        raise ConfigError(f"{line_of(sweep.source, 'trials')}: unequal tuning budgets: compute "
+                          f"in full-budget-equivalent trials {compute}: a fair comparison gives "
+                          "every objective the same compute, to within one trial (pass "
+                          "--allow-unequal-budgets to run it anyway)")
+
+
+def check_resolution(sweep: Sweep, points: Mapping[str, Sequence[Mapping[str, Any]]],
+                     baseline: str = BASELINE) -> None:
+    """Equal resolution on shared axes: for every objective and every value of its own axes, the
+    trials hold every point the baseline gets on the axes they share (a nested design does;
+    quasi-random points spread over (lr, weight) do not). Nothing to check without a baseline."""
+    if baseline not in points:
+        return
+    for objective, trials in points.items():
+        shared = sorted(set(sweep.spaces[baseline]) & set(sweep.spaces[objective]))
+        wanted = {tuple(p[k] for k in shared) for p in points[baseline]}
+        by_rest: dict[tuple, set] = {}
+        for params in trials:
+            rest = tuple((k, repr(v)) for k, v in sorted(params.items()) if k not in shared)
+            by_rest.setdefault(rest, set()).add(tuple(params[k] for k in shared))
+        for rest, seen in by_rest.items():
+            if not wanted <= seen:
+                raise ConfigError(f"{line_of(sweep.source, 'design')}: objective {objective!r} "
+                                  f"at {dict(rest)} gets {len(seen & wanted)} of the "
+                                  f"{len(wanted)} points {baseline!r} gets on {shared}: use "
+                                  "design = 'nested' (equal resolution on shared axes)")
 
 
 def axes(sweep: Sweep, objectives: Sequence[str]) -> list[str]:
@@ -235,8 +347,16 @@ def scale_value(spec: Mapping[str, Any], u: float) -> Any:
 
 
 def sample_params(sweep: Sweep, objectives: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """objective -> one dict {binding: value} per trial, for the batch samplers (not 'tpe')."""
+    """objective -> one dict {binding: value} per trial, for the batch samplers (not 'tpe'); in
+    a nested design the product of the axes' grids, shared axes varying fastest."""
     order = axes(sweep, objectives)
+    if sweep.design == "nested":
+        out = {}
+        for o in objectives:
+            keys = [k for k in reversed(order) if k in sweep.spaces[o]]  # shared axes last
+            out[o] = [dict(zip(keys, values))
+                      for values in itertools.product(*(grid(sweep, o, k) for k in keys))]
+        return out
     count = max(sweep.budget(o) for o in objectives)
     points = unit_points(sweep.sampler, len(order), count, sweep.seed)
     return {o: [{key: scale_value(sweep.spaces[o][key], float(points[t, order.index(key)]))

@@ -1,6 +1,7 @@
 """The training loop of one cell: seeding, device choice, batching, the per-epoch metric rows.
 
-`train(exp, device, seed, recorder)` runs `exp.epochs` epochs of `exp.optimizer` on
+`train(exp, device, seed, recorder)` runs `exp.epochs` epochs (the first `exp.stop_epoch` of them
+for a halving rung) of `exp.optimizer` on
 `exp.objective`, shuffling the training split with its own generator seeded by the cell's seed, and
 records one row per epoch and training metric (phase `train`) through a `Recorder`:
 
@@ -127,7 +128,7 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
     order_rng = torch.Generator().manual_seed(seed)
     step, step_times = 0, []
     label = "{task} {model} {objective} s{seed}".format(**rec.ident)  # what tells cells apart
-    for epoch in tqdm(range(exp.epochs), desc=label, unit="epoch", leave=False,
+    for epoch in tqdm(range(exp.stop_epoch or exp.epochs), desc=label, unit="epoch", leave=False,
                       disable=not progress):
         model.train()
         sums: dict[str, float] = defaultdict(float)

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from bench.cell import Cell
-from bench.cell_runner import folder_lock, plan, run_cells
+from bench.cell_runner import folder_lock
 from bench.config import ConfigError, resolve
 from bench.executors import Resources
 from bench.matrix import Matrix, combinations, expand_cells, load_matrix, load_resources
@@ -36,14 +34,17 @@ from bench.select import read_manifest, select, selected_path, trial_scores
 from bench.store import atomic_write_text
 from bench.sweep import (
     EVAL_SPLIT,
+    MIN_TUNING_SEEDS,
     Sweep,
     binding_text,
     check_budgets,
-    line_of,
+    check_resolution,
     load_sweep,
     sample_params,
     tpe_params,
 )
+from bench.tune_cells import manifest_entry, print_dry, run_trial_cells, trial_cells
+from bench.tune_rungs import tune_with_rungs
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ("tune", "select", "final", "all")
@@ -62,55 +63,18 @@ def load_plan(matrix_path: Path) -> tuple[list[Matrix], Sweep]:
     sweep = load_sweep(resolve("sweeps", refs.pop()))
     if not sweep.final_seeds:
         raise ConfigError(f"{sweep.source}: bench.sweep.Sweep.final_seeds is empty")
+    if sweep.tuning_seeds:
+        parts = [replace(part, seeds=list(sweep.tuning_seeds)) for part in parts]
     for part in parts:
+        if len(set(part.seeds)) < MIN_TUNING_SEEDS:
+            raise ConfigError(f"{sweep.source}: {len(set(part.seeds))} tuning seed(s) "
+                              f"{list(part.seeds)}; selection needs at least {MIN_TUNING_SEEDS} "
+                              "(set bench.sweep.Sweep.tuning_seeds)")
         reused = sorted(set(part.seeds) & set(sweep.final_seeds))
         if reused:
             raise ConfigError(f"{sweep.source}: final_seeds {reused} are also tuning seeds of "
                               f"{matrix_path}; the final phase needs fresh seeds")
     return parts, sweep
-
-
-def _entry(part: Matrix, task: str, model: str, objective: str, trial: int,
-           params: dict[str, Any], cells: Sequence[Cell]) -> dict[str, Any]:
-    return dict(task=Path(task).stem, model=Path(model).stem, objective=Path(objective).stem,
-                trial=trial, params=params, seeds=[c.seed for c in cells],
-                run_ids=[c.run_id for c in cells], results=f"trials/t{trial:03d}",
-                skipped=bool(cells and cells[0].skip_reason))
-
-
-def trial_cells(part: Matrix, task: str, model: str, objective: str, trial: int,
-                params: dict[str, Any], out: Path, device: str, source: str = "") -> list[Cell]:
-    """The cells of one trial (one per tuning seed), validation only. A search-space key that is
-    not a valid binding is reported at its line of the sweep file `source`."""
-    narrow = replace(part, tasks=[task], models=[model], objectives=[objective])
-    bindings = [binding_text(k, v) for k, v in sorted(params.items())]
-    bindings.append(binding_text(EVAL_SPLIT, "val"))
-    try:
-        cells = expand_cells(narrow, out / f"trials/t{trial:03d}", (), bindings, device)
-    except ConfigError as err:
-        bad = next((k for k in params if k in str(err)), None)
-        where = line_of(source, repr(bad)) if bad and source else source or "sweep"
-        lines = str(err).splitlines()
-        hint = "".join(f"; {line.strip()}" for line in lines[1:] if "did you mean" in line)
-        raise ConfigError(f"{where}: objective {objective!r}, trial {trial}, task {task!r}: "
-                          f"{lines[0]}{hint}") from None
-    return [replace(c, eval_split="val") for c in cells]
-
-
-def run_trial_cells(cells: Sequence[Cell], args: argparse.Namespace,
-                    resources: Resources | None) -> list[dict]:
-    """Run the cells not yet done through the one cell-running path (`bench.cell_runner`:
-    de-duplication, parents first, skip records, staging clean-up, the matrix's resources), then
-    rebuild each results folder's tables. Returns the outcomes of the cells that ran."""
-    work = plan(cells)
-    print(f"{len(work.cells)} cells: {len(work.todo)} to run, "
-          f"{len(work.cells) - len(work.todo)} done or skipped")
-    outcomes = run_cells(work.cells, args.executor, args.jobs, args.threads, resources)
-    for outcome in outcomes:
-        if outcome["status"] != "done":
-            print(f"  {outcome['run_id']}: {outcome['status']}: {outcome['reason']}",
-                  file=sys.stderr)
-    return outcomes
 
 
 def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace,
@@ -120,16 +84,21 @@ def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.
     if sweep.sampler == "tpe":
         return _tune_sequential(parts, sweep, out, args, resources)
     points = sample_params(sweep, list(sweep.spaces))
+    if not args.allow_unequal_budgets:
+        check_resolution(sweep, points)
+    plan = [(part, task, model, objective, trial, params)
+            for part, task, model, objective in combinations(parts)
+            for trial, params in enumerate(points[Path(objective).stem])]
+    if sweep.rungs:
+        return tune_with_rungs(plan, sweep, out, args, resources)
     cells, manifest = [], []
-    for part, task, model, objective in combinations(parts):
-        name = Path(objective).stem
-        for trial, params in enumerate(points[name]):
-            made = trial_cells(part, task, model, objective, trial, params, out, args.device,
-                               sweep.source)
-            cells += made
-            manifest.append(_entry(part, task, model, objective, trial, params, made))
+    for part, task, model, objective, trial, params in plan:
+        made = trial_cells(part, task, model, objective, trial, params, out, args.device,
+                           sweep.source)
+        cells += made
+        manifest.append(manifest_entry(part, task, model, objective, trial, params, made))
     if args.dry_run:
-        return _print_dry(cells)
+        return print_dry(cells)
     atomic_write_text(out / "trials.json", json.dumps(manifest, indent=1) + "\n")
     outcomes = run_trial_cells(cells, args, resources)
     return 1 if any(o["status"] != "done" for o in outcomes) else 0
@@ -160,10 +129,10 @@ def _tune_sequential(parts: Sequence[Matrix], sweep: Sweep, out: Path,
                                sweep.source)
             cells += made
             if key not in decided:
-                decided[key] = _entry(part, task, model, objective, trial, params, made)
+                decided[key] = manifest_entry(part, task, model, objective, trial, params, made)
                 manifest.append(decided[key])
         if args.dry_run:
-            return _print_dry(cells)
+            return print_dry(cells)
         atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
         outcomes = run_trial_cells(cells, args, resources)
         status |= int(any(o["status"] != "done" for o in outcomes))
@@ -181,17 +150,6 @@ def _history(scores, key) -> list[tuple[dict, float]]:
     mine = scores[(scores.task == task) & (scores.model == model) & (scores.objective == objective)]
     per_trial = mine.groupby("trial").agg(score=("score", "mean"), params=("params", "first"))
     return [(json.loads(p), float(s)) for s, p in zip(per_trial["score"], per_trial["params"])]
-
-
-def _print_dry(cells: Sequence[Cell]) -> int:
-    work = plan(cells)
-    todo = work.todo
-    cells = work.cells
-    for cell in cells:
-        print(f"{cell.run_id:60s} {Path(cell.results).name} "
-              f"{'skipped' if cell.skip_reason else 'to run' if cell in todo else 'done'}")
-    print(f"{len(cells)} cells, {len(todo)} to run")
-    return 0
 
 
 def final_cells(parts: Sequence[Matrix], sweep: Sweep, out: Path, device: str) -> list[Cell]:
@@ -264,12 +222,13 @@ def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Nam
     if args.phase in ("final", "all"):
         cells = final_cells(parts, sweep, out, args.device)
         if args.dry_run:
-            return _print_dry(cells)
+            return print_dry(cells)
         outcomes = run_trial_cells(cells, args, resources)
         status |= int(any(o["status"] != "done" for o in outcomes))
         from bench.report_protocol import write_protocol_report
 
-        report = write_protocol_report(out, sweep, run_ids={c.run_id for c in cells})
+        report = write_protocol_report(out, sweep, run_ids={c.run_id for c in cells},
+                                       feasibility=getattr(args, "feasibility", None))
         print(f"protocol report -> {report}")
     print(f"bench tune {args.phase} finished in {time.time() - begin:.1f} s -> {out}")
     return status
@@ -292,4 +251,8 @@ def add_parser(sub) -> None:
                       help="print the cells of every phase and their time from the per-cell "
                            "wall times measured in RESULTS/runs.parquet (runs nothing)")
     tune.add_argument("--allow-unequal-budgets", action="store_true",
-                      help="run even when objectives have different numbers of trials")
+                      help="run even when objectives get unequal tuning compute or a coarser "
+                           "grid on the shared axes than plain")
+    tune.add_argument("--feasibility", type=Path, metavar="CSV",
+                      help="feasibility table (task, objective, verdict) whose 'ill-posed' rows "
+                           "the report's verdicts mark (default OUT/feasibility.csv if present)")

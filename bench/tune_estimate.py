@@ -5,6 +5,11 @@ A combination never measured borrows the median time of the same task and model 
 objective 'dlc' (then any objective), and says so in the `source` column. The smaller budgets'
 winners are counted as if each differed from the full budget's (an upper bound). The total adds a
 per-cell start-up margin and divides by the parallel jobs.
+
+Tuning compute is the sweep's planned compute (`Sweep.compute`: full-budget-equivalent trials per
+tuning seed under successive halving, restarts included) times the tuning seeds; a rung cell is
+counted at its fraction of a full cell's time (training dominates; each rung cell also evaluates
+validation once, so this is a slight underestimate).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.halving import survivors
 from bench.matrix import Matrix, combinations, expand_cells
 
 STARTUP_S = 0.5  # per-cell start-up margin: cells fork from a server that imported the suite
@@ -51,15 +57,19 @@ def estimate(parts: Sequence[Matrix], sweep, results: Path, jobs: int = 1) -> pd
             continue
         name = Path(objective).stem
         seconds, source = time_of(times, cell.task, cell.model, name)
-        tune = sweep.budget(name) * len(part.seeds)
+        seeds = len(sweep.tuning_seeds or part.seeds)
+        alive = survivors(sweep.budget(name), sweep.eta(name), len(sweep.rungs))
+        tune = sum(alive) * seeds
+        full_equiv = sweep.compute(name) * seeds
         final = len(sweep.final_seeds) * (1 + int(sweep.budget0) + len(sweep.budgets))
         rows.append(dict(task=cell.task, model=cell.model, objective=name, tune_cells=tune,
-                         final_cells=final, cell_s=seconds, source=source,
-                         total_s=(tune + final) * seconds))
+                         final_cells=final, tune_full_equiv=full_equiv, cell_s=seconds,
+                         source=source, total_s=(full_equiv + final) * seconds))
     table = pd.DataFrame(rows)
     cells = int(table["tune_cells"].sum() + table["final_cells"].sum())
     work = float(table["total_s"].sum()) + cells * STARTUP_S
     total = dict(task="TOTAL", model=f"{jobs} jobs", objective="", tune_cells=table["tune_cells"].sum(),
-                 final_cells=table["final_cells"].sum(), cell_s=float("nan"),
+                 final_cells=table["final_cells"].sum(),
+                 tune_full_equiv=table["tune_full_equiv"].sum(), cell_s=float("nan"),
                  source=f"+{STARTUP_S:g} s start-up per cell", total_s=work / max(jobs, 1))
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True).round(1)

@@ -30,22 +30,31 @@ bench.sweep.Sweep:
     spaces = {{
         'plain': {{'bench.run.Experiment.lr': {{'min': 1e-3, 'max': 1e-2, 'scaling': 'log'}}}},
         'dlc': {{'bench.run.Experiment.lr': {{'min': 1e-3, 'max': 1e-2, 'scaling': 'log'}},
-                'bench.objectives.DLC.weight': {{'feasible_points': [0.3, 3.0]}}}},
+                'bench.objectives.DLC.weight': {{'feasible_points': [1e-4, 3.0]}}}},
     }}
     trials = {trials}
+    design = '{design}'
+    resolution = {{'bench.run.Experiment.lr': 2}}
+    tuning_seeds = [0, 1]
+    rungs = {rungs}
+    reduction_factor = {{'plain': 2, 'dlc': 4}}
     metric = 'distance'
     direction = 'min'
     final_seeds = [100, 101]
     budgets = {budgets}
     sampler = '{sampler}'
 """
+# the halving fixture: 2 epochs, one rung at epoch 1 (plain keeps 1 of 2 trials, DLC 1 of 4)
+HALVING = dict(design="nested", rungs="[0.4]", budgets="[]", epochs=2)
 
 
-def write_tuning(folder: Path, trials="2", budgets="[1]", sampler="halton") -> Path:
+def write_tuning(folder: Path, trials="2", budgets="[1]", sampler="halton", design="quasirandom",
+                 rungs="[]", epochs=1) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sweep.gin").write_text(SWEEP.format(trials=trials, budgets=budgets,
-                                                   sampler=sampler))
-    bindings = ",\n        ".join(repr(b) for b in SIZES)
+                                                   sampler=sampler, design=design, rungs=rungs))
+    sizes = [b.replace("epochs = 1", f"epochs = {epochs}") for b in SIZES]
+    bindings = ",\n        ".join(repr(b) for b in sizes)
     matrix = folder / "matrix.gin"
     matrix.write_text(
         "bench.matrix.Matrix:\n    tasks = ['alignment1d_nonlinear']\n    models = ['conv1d']\n"
@@ -57,7 +66,7 @@ def write_tuning(folder: Path, trials="2", budgets="[1]", sampler="halton") -> P
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tune")
-    matrix = write_tuning(folder)
+    matrix = write_tuning(folder, **HALVING)
     out = folder / "out"
     assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "tune") == 0
     return matrix, out
@@ -72,13 +81,43 @@ def test_tuning_phase_writes_no_test_metric(tuned) -> None:
     _, out = tuned
     manifest = json.loads((out / "trials.json").read_text())
     assert sorted((e["objective"], e["trial"]) for e in manifest) == [
-        ("dlc", 0), ("dlc", 1), ("plain", 0), ("plain", 1)]
-    phases = phases_of(out / "trials")
+        ("dlc", 0), ("dlc", 1), ("dlc", 2), ("dlc", 3), ("plain", 0), ("plain", 1)]
+    phases = phases_of(out / "trials") | phases_of(out / "rungs")
     assert {"val", "val_iter"} <= phases
     assert not {p for p in phases if p.startswith("test")}
-    # plain and DLC trial t share the learning rate (quasi-random, shared axis)
-    lr = {(e["objective"], e["trial"]): e["params"]["bench.run.Experiment.lr"] for e in manifest}
-    assert lr[("plain", 0)] == lr[("dlc", 0)] and lr[("plain", 1)] == lr[("dlc", 1)]
+    # nested design: every DLC weight is crossed with both of plain's learning rates
+    lr = "bench.run.Experiment.lr"
+    plain = {e["params"][lr] for e in manifest if e["objective"] == "plain"}
+    for weight in (1e-4, 3.0):
+        dlc = {e["params"][lr] for e in manifest if e["objective"] == "dlc"
+               and e["params"]["bench.objectives.DLC.weight"] == weight}
+        assert dlc == plain and len(plain) == 2
+
+
+def test_halving_prunes_synchronously_and_records_partial_budgets(tuned) -> None:
+    _, out = tuned
+    manifest = json.loads((out / "trials.json").read_text())
+    for objective, kept in (("plain", 1), ("dlc", 1)):  # reduction factors 2 and 4
+        mine = [e for e in manifest if e["objective"] == objective]
+        assert sum(e["reached_full"] for e in mine) == kept
+        for entry in mine:  # every trial ran rung 0 (epoch 1 of 2) on both tuning seeds
+            assert [r["epochs"] for r in entry["rungs"]] == [1] and entry["full_epochs"] == 2
+            assert entry["epochs_trained"] == (3 if entry["reached_full"] else 1)
+            assert (entry["pruned_at"] is None) == entry["reached_full"]
+        # the survivor is the best mean rung score (distance: lower is better)
+        best = min(mine, key=lambda e: (e["rungs"][0]["score"], e["trial"]))
+        assert best["reached_full"]
+    runs = [json.loads(p.read_text()) for p in out.glob("trials/*/runs/*/run.json")]
+    assert len(runs) == 4 and all(r["status"] == "done" for r in runs)  # 2 survivors x 2 seeds
+    # a rung is the first epoch of the full run's schedule: the promoted trial's restart retraces it
+    survivor = next(e for e in manifest if e["objective"] == "plain" and e["reached_full"])
+    train = []
+    for folder, run_id in ((survivor["rungs"][0]["results"], survivor["rungs"][0]["run_ids"][0]),
+                           (survivor["results"], survivor["run_ids"][0])):
+        rows = pd.read_parquet(out / folder / "runs" / run_id / "metrics.parquet")
+        rows = rows[(rows.phase == "train") & (rows.metric.isin(["train_loss", "train_lr"]))]
+        train.append(rows[rows.step == 0].set_index("metric")["value"])
+    assert train[0].to_dict() == train[1].to_dict()
 
 
 def test_a_tuning_cell_refuses_the_test_split(tmp_path: Path, tuned) -> None:
@@ -94,16 +133,21 @@ def test_selected_config_rerun_gives_the_same_validation_score(tmp_path: Path, t
     matrix, out = tuned
     assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "select") == 0
     chosen = pd.read_csv(out / "selected" / "selected.csv").set_index("objective")
+    scores = pd.read_csv(out / "selected" / "trial_scores.csv")
     for objective in ("plain", "dlc"):
         path = out / "selected" / f"alignment1d_nonlinear-conv1d-{objective}.gin"
         text = path.read_text()
         assert f"= {chosen.loc[objective, 'score']:.6g}" in text.splitlines()[1]
-        part = replace(load_matrix(matrix)[0], objectives=[objective])
+        mine = scores[(scores.objective == objective)
+                      & (scores.trial == chosen.loc[objective, "trial"])].set_index("seed")
+        assert sorted(mine.index) == [0, 1]  # two tuning seeds, selection on their mean
+        assert mine["score"].mean() == pytest.approx(chosen.loc[objective, "score"], rel=1e-12)
+        part = replace(load_matrix(matrix)[0], objectives=[objective], seeds=[0])
         cell = expand_cells(part, tmp_path, (str(path),),
                             ["bench.run.Experiment.eval_split = 'val'"])[0]
         # the trial's torch thread count: threads change float reductions in the last digits
         # (recorded in run.json, not part of the cache key), so the rerun uses the same number
-        trial = out / chosen.loc[objective, "results"] / "runs" / chosen.loc[objective, "run_id"]
+        trial = out / chosen.loc[objective, "results"] / "runs" / mine.loc[0, "run_id"]
         threads = json.loads((trial / "run.json").read_text())["threads"]
         before = torch.get_num_threads()
         try:
@@ -112,7 +156,7 @@ def test_selected_config_rerun_gives_the_same_validation_score(tmp_path: Path, t
             torch.set_num_threads(before)
         rows = pd.read_parquet(tmp_path / "runs" / cell.run_id / "metrics.parquet")
         rerun = rows[(rows.phase == "val") & (rows.metric == "distance")]["value"].iloc[-1]
-        assert rerun == pytest.approx(chosen.loc[objective, "score"], rel=1e-6, abs=1e-9)
+        assert rerun == pytest.approx(mine.loc[0, "score"], rel=1e-6, abs=1e-9)
 
 
 @pytest.mark.slow  # the final phase: fresh seeds on test, then the report
@@ -126,13 +170,19 @@ def test_final_phase_runs_fresh_seeds_on_test_and_reports(tuned) -> None:
     assert "test" in set(final["phase"]) and "val" not in set(final["phase"])
     assert (out / "budget0" / "results.parquet").is_file()
     index = (out / "report" / "index.md").read_text()
-    for needle in ("Selected configs", "p (Holm)", "Budget 0", "Tuning compute", "| 2 trials "):
+    for needle in ("Selected configs", "p (Holm, valid rows)", "Budget 0", "Tuning compute",
+                   "| 2 trials"):
         assert needle in index
     figures = {p.name for p in (out / "report" / "figures").iterdir()}
     assert {"sensitivity-alignment1d_nonlinear-conv1d.png",
             "budget-alignment1d_nonlinear-conv1d.png", "profile.png"} <= figures
     table = pd.read_csv(out / "report" / "comparisons.csv")
-    assert table["verdict"].iloc[0] in ("better", "worse", "no evidence")
+    # alignment1d/conv1d is an iterative, learned pair: a valid row; a winner at beta = 1e-4 is
+    # "reduced to plain" rather than a verdict on DLC
+    assert table["class"].iloc[0] == "valid"
+    assert table["verdict"].iloc[0] in ("better", "worse", "no evidence", "reduced to plain")
+    for needle in ("Selection stability", "Rank correlation"):
+        assert needle in index
     assert table["n"].iloc[0] == 2
 
 
@@ -143,7 +193,7 @@ def test_unequal_budgets_are_refused_unless_allowed(tmp_path: Path,
     assert "unequal tuning budgets" in capsys.readouterr().err
     assert bench_cli("tune", str(matrix), "--out", str(tmp_path / "o"), "--dry-run",
                      "--allow-unequal-budgets") == 0
-    assert "3 cells, 3 to run" in capsys.readouterr().out
+    assert "6 cells, 6 to run" in capsys.readouterr().out  # 3 trials x 2 tuning seeds
     assert not (tmp_path / "o").exists()  # a dry run writes nothing
 
 
@@ -152,7 +202,7 @@ def test_killed_tune_resumes_without_rerunning_finished_trials(tmp_path: Path) -
     matrix = write_tuning(tmp_path, trials="3", budgets="[]")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "bench", "tune", str(matrix), "--out", str(out),
-           "--phase", "tune"]
+           "--phase", "tune", "--allow-unequal-budgets"]  # quasi-random: resolution unchecked
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -162,14 +212,14 @@ def test_killed_tune_resumes_without_rerunning_finished_trials(tmp_path: Path) -
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = {p: p.stat().st_mtime_ns for p in out.glob("trials/*/runs/*/run.json")}
-    assert 2 <= len(finished) < 6, "the kill should land mid-sweep"
+    assert 2 <= len(finished) < 12, "the kill should land mid-sweep"
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert f"{6 - len(finished)} to run" in done.stdout
+    assert f"{12 - len(finished)} to run" in done.stdout
     for path, stamp in finished.items():  # finished trials were not run again
         assert path.stat().st_mtime_ns == stamp
     records = [json.loads(p.read_text()) for p in out.glob("trials/*/runs/*/run.json")]
-    assert len(records) == 6 and all(r["status"] == "done" for r in records)
+    assert len(records) == 12 and all(r["status"] == "done" for r in records)
 
 
 def test_tpe_trials_are_decided_once_and_reused_on_resume(tmp_path: Path,
@@ -190,7 +240,7 @@ def test_tpe_trials_are_decided_once_and_reused_on_resume(tmp_path: Path,
 
 def test_a_misspelt_search_space_key_names_its_sweep_line(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture) -> None:
-    matrix = write_tuning(tmp_path)
+    matrix = write_tuning(tmp_path, **HALVING)
     sweep = tmp_path / "sweep.gin"
     sweep.write_text(sweep.read_text().replace("DLC.weight", "DLC.wieght"))
     assert bench_cli("tune", str(matrix), "--out", str(tmp_path / "o"), "--dry-run") == 2
@@ -200,26 +250,31 @@ def test_a_misspelt_search_space_key_names_its_sweep_line(tmp_path: Path,
 
 
 def test_shipped_tuning_matrices_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    # `bench tune smoke`: 2 trials x (9 task-model pairs x 2 objectives), ICP + DLC skipped
+    # `bench tune smoke`, rung 0: (2 + 4) trials x 2 tuning seeds x 9 task-model pairs, less ICP
+    # (nothing to halve: it goes straight to the full budget), ICP + DLC skipped
     assert bench_cli("tune", "smoke", "--out", str(tmp_path / "smoke"), "--dry-run") == 0
-    assert "36 cells, 34 to run" in capsys.readouterr().out
-    # the cpu comparison: equal trial counts per objective, an estimate for every cell
+    assert "104 cells, 96 to run" in capsys.readouterr().out
+    # the cpu comparison: equal compute per objective (to within one trial), an estimate for
+    # every cell
     assert bench_cli("tune", "cpu_tuned", "--estimate", str(REPO / "results" / "cpu_budget0"),
                      "--jobs", "2") == 0
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines[1:] if "TOTAL" not in line]
-    assert rows and {row[4] for row in rows} == {"8"} and {row[5] for row in rows} == {"10"}
+    equiv = {float(row[6]) for row in rows}
+    assert rows and max(equiv) - min(equiv) < 2 and {row[5] for row in rows} == {"10"}
     assert "never" not in "\n".join(lines)
 
 
 def _fine_tuning_tuning(folder: Path) -> Path:
     """A tuning matrix with a fine-tuning objective whose search space is plain's: the parent of
     `plain_ft`'s trial t IS plain's trial t (the same config and seed)."""
+    import re
+
     matrix = write_tuning(folder, trials="1", budgets="[]")
     sweep = folder / "sweep.gin"
-    sweep.write_text(sweep.read_text().replace("'dlc': {", "'plain_ft': {").replace(
-        "                'bench.objectives.DLC.weight': {'feasible_points': [0.3, 3.0]}}},",
-        "                }},").replace("'bench.objectives.DLC.weight': {'feasible_points': [0.3, 3.0]}", ""))
+    text = re.sub(r"'dlc': \{.*?\]\}\},", "'plain_ft': {'bench.run.Experiment.lr': "
+                  "{'min': 1e-3, 'max': 1e-2, 'scaling': 'log'}},", sweep.read_text(), flags=re.S)
+    sweep.write_text(text.replace("'dlc': 4", "'plain_ft': 2"))
     matrix.write_text(matrix.read_text().replace("['plain', 'dlc']", "['plain', 'plain_ft']"))
     return matrix
 
@@ -231,8 +286,9 @@ def test_tune_lists_a_shared_fine_tuning_parent_once(tmp_path: Path,
                      "--dry-run") == 0
     lines = capsys.readouterr().out.splitlines()
     run_ids = [line.split()[0] for line in lines[:-1]]
-    assert len(run_ids) == len(set(run_ids)) == 2  # plain trial 0 (= the parent) and plain_ft
-    assert lines[-1] == "2 cells, 2 to run"
+    # per tuning seed (2): plain trial 0 (= plain_ft's parent) and plain_ft, each listed once
+    assert len(run_ids) == len(set(run_ids)) == 4
+    assert lines[-1] == "4 cells, 4 to run"
 
 
 @pytest.mark.slow  # a local pool of 3 workers on a fine-tuning sweep
@@ -242,7 +298,7 @@ def test_tune_runs_a_fine_tuning_child_after_its_parent_in_a_pool(tmp_path: Path
     assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "tune",
                      "--executor", "local", "--jobs", "3") == 0
     records = [json.loads(p.read_text()) for p in out.glob("trials/*/runs/*/run.json")]
-    assert sorted(r["objective"] for r in records) == ["plain", "plain_ft"]
+    assert sorted(r["objective"] for r in records) == ["plain", "plain", "plain_ft", "plain_ft"]
     assert all(r["status"] == "done" for r in records)
 
 
@@ -295,7 +351,8 @@ def test_select_names_a_damaged_trial_file_and_tune_re_runs_it(
     assert f"4 cells: {0 if name == 'trials.json' else 1} to run" in capsys.readouterr().out
     assert bench_cli("tune", str(matrix), "--out", str(out), "--phase", "select") == 0
     scores = pd.read_csv(out / "selected" / "trial_scores.csv")
-    assert len(scores) == 4 and set(scores["status"]) == {"done"}
+    # every seed of every trial: done, or stopped by halving (6 trials x 2 tuning seeds)
+    assert len(scores) == 12 and set(scores["status"]) == {"done", "pruned"}
 
 
 def test_protocol_report_counts_unfinished_trials() -> None:
