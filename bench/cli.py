@@ -10,33 +10,36 @@ What each command reads and writes:
 * `collect RESULTS [--force]`: rebuilds the tables from the run folders.
 * `catalog`: what can be run (reads gin/); `tune MATRIX`: see `bench.tune`.
 
-A bad argument or config is one line on stderr and exit code 2.
+A bad argument or config, or a file-system error (disk full, read-only file system, ...), is one
+line on stderr and exit code 2. Ctrl-C stops the workers and exits with code 130 and one line
+saying what finished; the same command resumes. Only `bench.arguments` and `bench.config` are
+imported up front, so `--help` needs neither torch nor pandas.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from bench.arguments import build_parser
 from bench.config import ConfigError, resolve
-from bench.executors import Resources, execute
-from bench.result_tables import TablesWouldShrink, collect, read_tables
-from bench.schema import Status
-from bench.store import clean_staging, inspect_run, is_done, record_status, runs_dir
+from bench.writable import StorageError, storage_error
 
 REPO = Path(__file__).resolve().parent.parent
+INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
 
 
 class UsageError(RuntimeError):
     """A command that cannot do what it was asked (one line, exit code 2)."""
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C during `run`, with what had finished (one line, exit code 130)."""
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -44,7 +47,12 @@ def _csv(text: str | None) -> list[str] | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from filelock import FileLock, Timeout
+
     from bench.matrix import expand_cells, load_matrix, load_resources, restrict_tasks
+    from bench.schema import Status
+    from bench.store import inspect_run, runs_dir
+    from bench.writable import check_results_folder, check_run_ids
 
     matrix_path = resolve("matrices", args.matrix)
     results = args.results or REPO / "results" / matrix_path.stem
@@ -67,6 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     unique = {c.run_id: c for c in cells}  # overrides can make two parts name the same cell
     cells = list(unique.values())
     resources = load_resources(matrix_path)
+    check_results_folder(results)  # before any cell runs, --dry-run included
+    check_run_ids(unique, results)
 
     statuses = {}
     for cell in cells:
@@ -104,10 +114,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
-               resources: Resources) -> int:
+               resources) -> int:
     """The part of `run` that writes: one driver at a time per results folder (a file lock), so
     removing staging folders left by killed workers never touches a live run's."""
-    from bench.matrix import waves
+    from bench.result_tables import TablesWouldShrink, collect
+    from bench.schema import Status
+    from bench.store import clean_staging, is_done, record_status
 
     todo = [c for c in todo if not is_done(results, c.run_id, c.key)]  # done while we waited?
     if args.executor == "sequential" and not args.no_progress and sys.stderr.isatty():
@@ -122,25 +134,7 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
         print(f"  skipped {cell.run_id}: {cell.skip_reason}")
         record_status(results, cell, Status.SKIPPED, cell.skip_reason)
     begin = time.time()
-    # parents (init_from) first: each wave runs to its end before the next starts
-    outcomes = itertools.chain.from_iterable(
-        execute(wave, args.executor, args.jobs, args.threads, resources) for wave in waves(todo))
-    failed = []
-    progress = None
-    if not args.no_progress and todo:
-        from tqdm import tqdm
-
-        progress = tqdm(total=len(todo), desc="matrix", unit="cell")
-    by_id = {c.run_id: c for c in todo}
-    for outcome in outcomes:
-        if outcome["status"] != Status.DONE:
-            failed.append(outcome)
-        if progress is not None:
-            progress.set_postfix_str(f"{_label(by_id.get(outcome['run_id']), outcome['run_id'])} "
-                                     f"{outcome['status']}")
-            progress.update()
-    if progress is not None:
-        progress.close()
+    failed = _drive(todo, args, resources)
     try:
         collect(results)
         print(f"ran {len(todo)} cells in {time.time() - begin:.1f} s; "
@@ -154,6 +148,55 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, todo: list,
                   file=sys.stderr)
         return 1
     return 0
+
+
+def _outcomes(todo: Sequence, args: argparse.Namespace, resources) -> Iterator[dict]:
+    """Every cell's outcome, parents (init_from) first: each wave runs to its end before the next
+    starts. Closing this generator stops the running workers (`bench.executors`)."""
+    from bench.executors import execute
+    from bench.matrix import waves
+
+    for wave in waves(todo):
+        yield from execute(wave, args.executor, args.jobs, args.threads, resources)
+
+
+def _drive(todo: Sequence, args: argparse.Namespace, resources) -> list[dict]:
+    """Run `todo`; returns the outcomes of the cells that did not finish `done`. Ctrl-C stops the
+    workers and raises `Interrupted`; a worker that cannot write raises `StorageError`."""
+    from bench.schema import Status
+    from bench.writable import raise_for_storage
+
+    failed, finished = [], Counter()
+    progress = None
+    if not args.no_progress and todo:
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(todo), desc="matrix", unit="cell")
+    by_id = {c.run_id: c for c in todo}
+    outcomes = _outcomes(todo, args, resources)
+    try:
+        for outcome in outcomes:
+            raise_for_storage(outcome, sum(finished.values()))
+            finished[outcome["status"]] += 1
+            if outcome["status"] != Status.DONE:
+                failed.append(outcome)
+            if progress is not None:
+                progress.set_postfix_str(
+                    f"{_label(by_id.get(outcome['run_id']), outcome['run_id'])} "
+                    f"{outcome['status']}")
+                progress.update()
+    except KeyboardInterrupt:
+        outcomes.close()  # stops and reaps the workers before the message
+        counts = ", ".join(f"{n} {s}" for s, n in finished.items()) or "none"
+        raise Interrupted(
+            f"interrupted: {sum(finished.values())} of {len(todo)} cell(s) finished ({counts}), "
+            f"{len(todo) - sum(finished.values())} stopped or not started; run the same command "
+            "again to resume (finished cells are kept and not re-run)") from None
+    finally:
+        outcomes.close()
+        if progress is not None:
+            progress.close()
+    return failed
 
 
 def _label(cell, run_id: str) -> str:
@@ -171,6 +214,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from bench.result_tables import read_tables
+
     _, runs = read_tables(args.results)
     if runs.empty:
         print(f"no runs in {args.results}")
@@ -184,6 +229,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from bench.result_tables import TablesWouldShrink, collect
+
     try:
         _, runs = collect(args.results, force=args.force)
     except TablesWouldShrink as err:
@@ -200,19 +247,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.data import ReportInputError
 
     out = args.out or args.results / "report"
+    if args.baseline is not None:
+        _check_baseline(args.results, args.baseline)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            write_report(args.results, out, formats=_csv(args.format), baseline=args.baseline)
+            write_report(args.results, out, formats=args.format, baseline=args.baseline or "plain")
     except ReportInputError as err:
         raise UsageError(str(err)) from None
-    except PermissionError as err:
-        raise UsageError(f"cannot write the report to {out} ({err.strerror}: {err.filename}); "
+    except OSError as err:
+        if not storage_error(err):
+            raise
+        raise UsageError(f"cannot write the report to {out}: {storage_error(err)}; "
                          "choose another folder with --out") from None
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     print(f"report written to {out}")
     return 0
+
+
+def _check_baseline(results: Path, baseline: str) -> None:
+    """`UsageError` listing the objectives of `results` unless `baseline` is one of them."""
+    from bench.result_tables import read_tables
+
+    _, runs = read_tables(results)
+    objectives = sorted(set(runs["objective"].dropna())) if "objective" in runs else []
+    if baseline not in objectives:
+        raise UsageError(f"--baseline {baseline!r} is not an objective of {results}; choose from "
+                         f"{', '.join(objectives) or '(none: no runs yet)'}")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -233,8 +295,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as err:
-        print(f"config error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    except UsageError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+        return _one_line("config error", err, 2)
+    except (UsageError, StorageError) as err:
+        return _one_line("error", err, 2)
+    except Interrupted as err:
+        return _one_line("", err, INTERRUPTED)
+    except KeyboardInterrupt:
+        return _one_line("", f"interrupted: `{args.command}` stopped; what it had written is "
+                             "complete (writes are atomic); run the same command again", INTERRUPTED)
+    except OSError as err:
+        if not storage_error(err):
+            raise
+        return _one_line("error", f"cannot write: {storage_error(err)}", 2)
+
+
+def _one_line(prefix: str, message: object, code: int) -> int:
+    text = " ".join(str(message).split())
+    print(f"{prefix}: {text}" if prefix else text, file=sys.stderr)
+    return code

@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from bench.cell import Cell
 from bench.config import ConfigError, resolve
@@ -45,9 +45,9 @@ from bench.sweep import (
     sample_params,
     tpe_params,
 )
+from bench.writable import check_results_folder, check_run_ids, raise_for_storage
 
 REPO = Path(__file__).resolve().parent.parent
-PHASES = ("tune", "select", "final", "all")
 
 
 def load_plan(matrix_path: Path) -> tuple[list[Matrix], Sweep]:
@@ -111,13 +111,50 @@ def run_cells(cells: Sequence[Cell], executor: str, jobs: int, threads: int) -> 
             record_status(Path(cell.results), cell, "skipped", cell.skip_reason)
     todo = [c for c in cells if not c.skip_reason and not is_done(Path(c.results), c.run_id, c.key)]
     print(f"{len(cells)} cells: {len(todo)} to run, {len(cells) - len(todo)} done or skipped")
-    outcomes = list(execute(todo, executor, jobs, threads)) if todo else []
+    outcomes = []
+    for outcome in execute(todo, executor, jobs, threads) if todo else ():
+        raise_for_storage(outcome, len(outcomes))
+        outcomes.append(outcome)
     for folder in folders:
         collect(Path(folder))
     failed = [o for o in outcomes if o["status"] != "done"]
     for outcome in failed:
         print(f"  {outcome['run_id']}: {outcome['status']}: {outcome['reason']}", file=sys.stderr)
     return outcomes
+
+
+class OutLock:
+    """The tuning folder's lock (one driver per folder: staging clean-up), taken when the first
+    file is about to be written, so a command refused before that (a bad sweep, a bad argument)
+    leaves no folder and no lock file behind. `hold()` before writing; `release()` at the end."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.lock = out, None
+
+    def hold(self) -> None:
+        if self.lock is not None:
+            return
+        from filelock import FileLock
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.lock = FileLock(str(self.out / ".tune.lock"))
+        try:
+            self.lock.acquire(timeout=0)
+        except Timeout:
+            print(f"another `bench tune` is writing to {self.out}; waiting for it to finish",
+                  file=sys.stderr)
+            self.lock.acquire()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _before_writing(cells: Sequence[Cell], out: Path, args: argparse.Namespace) -> None:
+    """The checks `run` makes before anything runs, then the lock (`args.lock`)."""
+    check_results_folder(out)
+    check_run_ids([c.run_id for c in cells], out)
+    args.lock.hold()
 
 
 def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace) -> int:
@@ -135,7 +172,8 @@ def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.
             cells += made
             manifest.append(_entry(part, task, model, objective, trial, params, made))
     if args.dry_run:
-        return _print_dry(cells)
+        return _print_dry(cells, out)
+    _before_writing(cells, out, args)
     atomic_write_text(out / "trials.json", json.dumps(manifest, indent=1) + "\n")
     outcomes = run_cells(cells, args.executor, args.jobs, args.threads)
     return 1 if any(o["status"] != "done" for o in outcomes) else 0
@@ -169,7 +207,8 @@ def _tune_sequential(parts: Sequence[Matrix], sweep: Sweep, out: Path,
                 decided[key] = _entry(part, task, model, objective, trial, params, made)
                 manifest.append(decided[key])
         if args.dry_run:
-            return _print_dry(cells)
+            return _print_dry(cells, out)
+        _before_writing(cells, out, args)
         atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
         outcomes = run_cells(cells, args.executor, args.jobs, args.threads)
         status |= int(any(o["status"] != "done" for o in outcomes))
@@ -189,7 +228,9 @@ def _history(scores, key) -> list[tuple[dict, float]]:
     return [(json.loads(p), float(s)) for s, p in zip(per_trial["score"], per_trial["params"])]
 
 
-def _print_dry(cells: Sequence[Cell]) -> int:
+def _print_dry(cells: Sequence[Cell], out: Path) -> int:
+    check_results_folder(out)
+    check_run_ids([c.run_id for c in cells], out)
     todo = [c for c in cells if not c.skip_reason and not is_done(Path(c.results), c.run_id, c.key)]
     for cell in cells:
         print(f"{cell.run_id:60s} {Path(cell.results).name} "
@@ -247,20 +288,11 @@ def main(args: argparse.Namespace) -> int:
 
         print(estimate(parts, sweep, args.estimate, args.jobs).to_string())
         return 0
-    if args.dry_run:
-        return _phases(parts, sweep, out, args)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(out / ".tune.lock"))  # one driver per tuning folder (staging clean-up)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        print(f"another `bench tune` is writing to {out}; waiting for it to finish",
-              file=sys.stderr)
-        lock.acquire()
+    args.lock = OutLock(out)
     try:
         return _phases(parts, sweep, out, args)
     finally:
-        lock.release()
+        args.lock.release()
 
 
 def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace) -> int:
@@ -271,12 +303,15 @@ def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Nam
         if args.dry_run:
             return status
     if args.phase in ("select", "all") and not args.dry_run:  # a dry run writes nothing
+        check_results_folder(out)
+        args.lock.hold()
         chosen = select(out, sweep)
         print(f"selected {len(chosen)} configs -> {out / 'selected'}")
     if args.phase in ("final", "all"):
         cells = final_cells(parts, sweep, out, args.device)
         if args.dry_run:
-            return _print_dry(cells)
+            return _print_dry(cells, out)
+        _before_writing(cells, out, args)
         outcomes = run_cells(cells, args.executor, args.jobs, args.threads)
         status |= int(any(o["status"] != "done" for o in outcomes))
         from bench.report_protocol import write_protocol_report
@@ -285,23 +320,3 @@ def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Nam
         print(f"protocol report -> {report}")
     print(f"bench tune {args.phase} finished in {time.time() - begin:.1f} s -> {out}")
     return status
-
-
-def add_parser(sub) -> None:
-    """The `tune` verb's arguments (registered by `bench.cli`)."""
-    from bench.executors import EXECUTORS
-
-    tune = sub.add_parser("tune", help="tune -> select -> final on a matrix with a sweep")
-    tune.add_argument("matrix", help="matrix gin file that names its sweep")
-    tune.add_argument("--phase", choices=PHASES, default="all")
-    tune.add_argument("--out", type=Path, help="folder (default results/tune/<matrix>)")
-    tune.add_argument("--executor", choices=EXECUTORS, default="sequential")
-    tune.add_argument("--jobs", type=int, default=1)
-    tune.add_argument("--threads", type=int, default=0)
-    tune.add_argument("--device", default="auto")
-    tune.add_argument("--dry-run", action="store_true", help="print the cells, run nothing")
-    tune.add_argument("--estimate", type=Path, metavar="RESULTS",
-                      help="print the cells of every phase and their time from the per-cell "
-                           "wall times measured in RESULTS/runs.parquet (runs nothing)")
-    tune.add_argument("--allow-unequal-budgets", action="store_true",
-                      help="run even when objectives have different numbers of trials")
