@@ -15,6 +15,7 @@ import torch
 
 from bench.objectives import Objective
 from bench.tasks.base import Model, Task
+from bench.tasks.splits import val_fraction
 
 
 @gin.configurable(module="bench.run")
@@ -69,6 +70,7 @@ class Experiment:
         if eval_split not in ("val", "test"):
             raise ValueError(f"eval_split must be 'val' or 'test', got {eval_split!r}")
         self.task, self.model, self.objective = task, model, objective
+        task.val_fraction = val_fraction()  # read from gin here, at the edge, not in data loading
         self.optimizer, self.lr, self.epochs, self.batch_size = optimizer, lr, epochs, batch_size
         self.grad_clip, self.eval_batch_size = grad_clip, eval_batch_size
         if schedule not in (None, "cosine", "step"):

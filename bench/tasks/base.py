@@ -65,6 +65,9 @@ class Task(abc.ABC):
     #: the minimum of the base loss when the task declares one (e.g. 0 for CE/MSE); the runner then
     #: records `train_optimality_gap` = training base loss - optimum per epoch
     optimum: float | None = None
+    #: share of the training source carved out as 'val' (`bench.tasks.splits.carve.fraction`,
+    #: set by `Experiment` from gin; data loading reads no gin)
+    val_fraction: float = splits.DEFAULT_FRACTION
 
     def __init__(self, metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0) -> None:
         self.metrics = list(metrics)
@@ -87,7 +90,7 @@ class Task(abc.ABC):
         """`datasets.Dataset` (torch format) for split 'train', 'val' or 'test' (see the module
         docstring): `bench.tasks.splits.select` carves 'val' from `_source('train')` unless the
         source has its own."""
-        return splits.select(split, self._source, self.data_seed)
+        return splits.select(split, self._source, self.data_seed, fraction=self.val_fraction)
 
     @abc.abstractmethod
     def _source(self, split: str):
