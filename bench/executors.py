@@ -116,6 +116,11 @@ def _child(cell: Cell, gpu: str | None, context: dict[str, Any], conn: Any) -> N
     Ctrl-C is the driver's to handle (it kills its children): the child ignores SIGINT, so a
     Ctrl-C to the process group prints no traceback per worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from tqdm import tqdm
+
+    # a thread lock, not tqdm's default named semaphore (created on the first progress bar, e.g.
+    # by `datasets.load_from_disk`): a worker killed on Ctrl-C or a timeout would leak it
+    tqdm.set_lock(threading.RLock())
     os.environ.clear()
     os.environ.update(context["env"])
     sys.path[:] = context["path"]
