@@ -69,7 +69,7 @@ def help_times(repo: Path, repeats: int = 5) -> list[tuple[str, float, bool]]:
             times.append(time.perf_counter() - begin)
         trace = subprocess.run([sys.executable, "-X", "importtime", *command[1:]], cwd=repo,
                                env=env, check=True, capture_output=True, text=True).stderr
-        torch = any(line.rstrip().endswith("| torch") for line in trace.splitlines())
+        torch = any(line.split("|")[-1].strip() == "torch" for line in trace.splitlines())
         rows.append((" ".join(["python -m bench", *([verb] if verb else []), "--help"]),
                      sorted(times)[len(times) // 2], torch))
     return rows
