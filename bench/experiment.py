@@ -70,7 +70,9 @@ class Experiment:
         if eval_split not in ("val", "test"):
             raise ValueError(f"eval_split must be 'val' or 'test', got {eval_split!r}")
         self.task, self.model, self.objective = task, model, objective
-        task.val_fraction = val_fraction()  # read from gin here, at the edge, not in data loading
+        fraction = val_fraction()  # read from gin here, at the edge, not in data loading
+        if task is not None:  # (tests build an Experiment without a task for its schedules)
+            task.val_fraction = fraction
         self.optimizer, self.lr, self.epochs, self.batch_size = optimizer, lr, epochs, batch_size
         self.grad_clip, self.eval_batch_size = grad_clip, eval_batch_size
         if schedule not in (None, "cosine", "step"):
