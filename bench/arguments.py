@@ -1,5 +1,9 @@
-"""The command line's arguments and their checks: every bad value is one line on stderr, exit 2,
-before anything is read or written."""
+"""The command line's arguments and their checks, for every verb: every bad value is one line on
+stderr, exit 2, before anything is read or written.
+
+This module imports neither torch nor pandas (`--help` answers in well under a second): a CUDA
+device is looked up, through torch, only when `--device cuda[:N]` is given.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from bench.executors import EXECUTORS
-from bench.matrix import MAX_SEED
+from bench.cell import EXECUTORS, MAX_SEED
+
+PHASES = ("tune", "select", "final", "all")
+FORMATS = ("md", "tex", "csv")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -74,9 +80,21 @@ def device(text: str) -> str:
     return text
 
 
+def _utf8_path(text: str) -> Path:
+    """`text` as a path, refused when it holds bytes that are not UTF-8 (they cannot be printed,
+    recorded in run.json or written to a table)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        raise argparse.ArgumentTypeError(
+            f"{shown}: the path holds bytes that are not UTF-8; rename it") from None
+    return Path(text)
+
+
 def results_folder(text: str) -> Path:
     """A folder to write results into: absent (created later) or a folder, never a file."""
-    path = Path(text)
+    path = _utf8_path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
     return path
@@ -84,11 +102,48 @@ def results_folder(text: str) -> Path:
 
 def existing_results(text: str) -> Path:
     """A results folder to read: it must exist."""
-    path = Path(text)
+    path = _utf8_path(text)
     if not path.is_dir():
         raise argparse.ArgumentTypeError(
             f"{text} is not a results folder ({'not a folder' if path.exists() else 'not found'})")
     return path
+
+
+def measured_results(text: str) -> Path:
+    """A results folder with a `runs.parquet` (the wall times `tune --estimate` reads)."""
+    path = existing_results(text)
+    if not (path / "runs.parquet").is_file():
+        raise argparse.ArgumentTypeError(f"{text} has no runs.parquet (run `collect` on it first)")
+    return path
+
+
+def formats(text: str) -> list[str]:
+    """'md,tex' -> ['md', 'tex']; each one of `FORMATS`."""
+    values = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [v for v in values if v not in FORMATS]
+    if unknown or not values:
+        raise argparse.ArgumentTypeError(
+            f"unknown format {', '.join(unknown) or repr(text)}; choose from {', '.join(FORMATS)} "
+            "(comma-separated)")
+    return values
+
+
+def add_execution(parser: argparse.ArgumentParser) -> None:
+    """Where and how cells run: the arguments `run` and `tune` share, checked the same way."""
+    parser.add_argument("--executor", choices=EXECUTORS, default="sequential",
+                        help="where cells run: sequential (one fresh process per cell, default), "
+                             "local (--jobs fresh processes at a time), submitit (SLURM job "
+                             "arrays), ray (Ray tasks)")
+    parser.add_argument("--jobs", type=positive, default=1,
+                        help="parallel cells (local/submitit/ray)")
+    parser.add_argument("--threads", type=non_negative, default=0,
+                        help="torch threads per cell (default: cores / jobs)")
+    parser.add_argument("--device", type=device, default="auto",
+                        help="auto (CUDA when torch sees a GPU, else CPU; default) | cpu | cuda | "
+                             "cuda:N (the N-th visible GPU; the local executor pins one GPU per "
+                             "worker itself)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print every cell's status, run nothing")
 
 
 def build_parser(description: str = "") -> argparse.ArgumentParser:
@@ -124,12 +179,24 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="tables and figures from a results folder (reads it only)")
     rep.add_argument("results", type=existing_results)
     rep.add_argument("--out", type=results_folder, help="output folder (default RESULTS/report)")
-    rep.add_argument("--format", default="md,tex,csv", help="table formats")
-    rep.add_argument("--baseline", default="plain", help="objective the others are compared with")
+    rep.add_argument("--format", type=formats, default=list(FORMATS),
+                     help=f"table formats, comma-separated ({', '.join(FORMATS)}; default all)")
+    rep.add_argument("--baseline", help="objective the others are compared with (default plain; "
+                                        "must be an objective of RESULTS)")
 
-    from bench.tune import add_parser as add_tune
-
-    add_tune(sub)
+    tune = sub.add_parser("tune", help="tune -> select -> final on a matrix with a sweep")
+    tune.add_argument("matrix", help="matrix gin file that names its sweep")
+    tune.add_argument("--phase", choices=PHASES, default="all")
+    tune.add_argument("--out", type=results_folder, help="folder (default results/tune/<matrix>)")
+    add_execution(tune)
+    tune.add_argument("--estimate", type=measured_results, metavar="RESULTS",
+                      help="print the cells of every phase and their time from the per-cell "
+                           "wall times measured in RESULTS/runs.parquet (runs nothing)")
+    tune.add_argument("--allow-unequal-budgets", action="store_true",
+                      help="run even when objectives have different numbers of trials")
+    tune.add_argument("--feasibility", type=Path, metavar="CSV",
+                      help="feasibility table (task, objective, verdict) whose 'ill-posed' rows "
+                           "the report's verdicts mark (default OUT/feasibility.csv if present)")
     return parser
 
 
@@ -148,21 +215,10 @@ def _cell_arguments(run: argparse.ArgumentParser,
     run.add_argument("--gin_file", action="append", default=[], help="extra gin file (repeatable)")
     run.add_argument("--gin_bindings", action="append", default=[],
                      help="extra binding, e.g. \"bench.run.Experiment.epochs = 2\" (repeatable)")
-    run.add_argument("--executor", choices=EXECUTORS, default="sequential",
-                     help="where cells run: sequential (one fresh process per cell, default), "
-                          "local (--jobs fresh processes at a time), submitit (SLURM job arrays), "
-                          "ray (Ray tasks)")
-    run.add_argument("--jobs", type=positive, default=1, help="parallel cells (local/submitit/ray)")
-    run.add_argument("--threads", type=non_negative, default=0,
-                     help="torch threads per cell (default: cores / jobs)")
-    run.add_argument("--device", type=device, default="auto",
-                     help="auto (CUDA when torch sees a GPU, else CPU; default) | cpu | cuda | "
-                          "cuda:N (the N-th visible GPU; the local executor pins one GPU per "
-                          "worker itself)")
+    add_execution(run)
     run.add_argument("--timeout", type=seconds,
                      help="seconds after which a cell is killed and recorded failed (0: never; "
                           "default: the matrix's bench.matrix.Matrix.timeout)")
-    run.add_argument("--dry-run", action="store_true", help="print every cell's status, run nothing")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bars (default: one bar over the cells, and a per-epoch bar "
                           "with the sequential executor on a terminal)")

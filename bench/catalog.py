@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.config import GIN_ROOT
+from bench import config
 
 AXES = ("tasks", "models", "objectives", "scales", "matrices")
 
@@ -19,7 +19,7 @@ def first_comment(path: Path, limit: int = 110) -> str:
     """The first sentence of the file's leading `#` comment block ('' when none), at most `limit`
     characters (cut at a word, with `…`)."""
     block = []
-    for line in path.read_text().splitlines():
+    for line in config.read_gin(path).splitlines():  # ConfigError (file, line) if not UTF-8
         text = line.strip()
         if not text.startswith("#"):
             if block or text:
@@ -33,9 +33,11 @@ def first_comment(path: Path, limit: int = 110) -> str:
     return sentence
 
 
-def catalog(root: Path = GIN_ROOT) -> dict[str, list[tuple[str, str]]]:
-    """axis -> [(name, first comment line)] for the top-level gin files of each axis folder
-    (`scales/cpu/<family>.gin` and `matrices/cpu/<family>.gin` are parts, not listed)."""
+def catalog(root: Path | None = None) -> dict[str, list[tuple[str, str]]]:
+    """axis -> [(name, first comment line)] for the top-level gin files of each axis folder of
+    `root` (default `bench.config.GIN_ROOT`; `scales/cpu/<family>.gin` and
+    `matrices/cpu/<family>.gin` are parts, not listed)."""
+    root = root or config.GIN_ROOT
     return {axis: [(p.stem, first_comment(p)) for p in sorted((root / axis).glob("*.gin"))]
             for axis in AXES}
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+#: where cells can run (`bench.executors`); here so that the argument checker needs no torch
+EXECUTORS = ("sequential", "local", "submitit", "ray")
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding accepts [0, 2**32 - 1]
+
 
 @dataclass(frozen=True)
 class Cell:

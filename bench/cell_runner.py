@@ -20,8 +20,8 @@ staging folder.
 
 from __future__ import annotations
 
-import itertools
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -35,6 +35,7 @@ from bench.executors import Resources, execute
 from bench.result_tables import TablesWouldShrink, collect
 from bench.schema import Status
 from bench.store import clean_staging, inspect_run, record_status, runs_dir
+from bench.writable import raise_for_storage
 
 
 @contextmanager
@@ -139,19 +140,43 @@ def run_cells(cells: Sequence[Cell], executor: str = "sequential", jobs: int = 1
         print(f"{len(work.to_evaluate)} cell(s) differ from a finished run only in evaluation "
               "settings: re-evaluating their saved weights")
     by_id = {(str(c.results), c.run_id): c for c in todo}
-    outcomes = []
-    for outcome in itertools.chain.from_iterable(
-            execute(wave, executor, jobs, threads, resources) for wave in waves(todo)):
-        outcomes.append(outcome)
-        if on_outcome is not None:
-            match = [c for (_, run_id), c in by_id.items() if run_id == outcome["run_id"]]
-            on_outcome(match[0] if len(match) == 1 else None, outcome)
+    outcomes: list[dict[str, Any]] = []
+    stream = _outcomes(todo, executor, jobs, threads, resources)
+    try:
+        for outcome in stream:
+            raise_for_storage(outcome, len(outcomes))  # a full disk stops the matrix, one line
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                match = [c for (_, run_id), c in by_id.items() if run_id == outcome["run_id"]]
+                on_outcome(match[0] if len(match) == 1 else None, outcome)
+    except KeyboardInterrupt:
+        stream.close()  # stops and reaps the workers before the message
+        counts = Counter(o["status"] for o in outcomes)
+        raise Interrupted(
+            f"interrupted: {len(outcomes)} of {len(todo)} cell(s) finished ("
+            f"{', '.join(f'{n} {s}' for s, n in counts.items()) or 'none'}), "
+            f"{len(todo) - len(outcomes)} stopped or not started; run the same command again to "
+            "resume (finished cells are kept and not re-run)") from None
+    finally:
+        stream.close()
     for folder in work.folders:
         try:
             collect(folder)
         except TablesWouldShrink as err:
             print(f"the tables of {folder} were kept as they were: {err}", file=sys.stderr)
     return outcomes
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while cells ran, saying what had finished (the command exits 130 with this line)."""
+
+
+def _outcomes(todo: Sequence[Cell], executor: str, jobs: int, threads: int,
+              resources: Resources | None) -> Iterator[dict[str, Any]]:
+    """Every cell's outcome, parents (init_from) first: each wave runs to its end before the next
+    starts. Closing this generator stops the running workers (`bench.executors`)."""
+    for wave in waves(todo):
+        yield from execute(wave, executor, jobs, threads, resources)
 
 
 def report_failed(outcomes: Sequence[dict[str, Any]]) -> int:

@@ -15,7 +15,10 @@ What each command reads and writes:
 * `collect RESULTS [--force]`: rebuilds the tables from the run folders.
 * `catalog`: what can be run (reads gin/); `tune MATRIX`: see `bench.tune`.
 
-A bad argument or config is one line on stderr and exit code 2.
+A bad argument or config, or a file-system error (disk full, read-only file system, ...), is one
+line on stderr and exit code 2. Ctrl-C stops the workers and exits with code 130 and one line
+saying what finished; the same command resumes. Only `bench.arguments` and `bench.config` are
+imported up front, so `--help` needs neither torch nor pandas.
 """
 
 from __future__ import annotations
@@ -27,14 +30,11 @@ from collections import Counter
 from pathlib import Path
 
 from bench.arguments import build_parser
-from bench.cell_runner import folder_lock, plan, report_failed, run_cells, unique_cells
 from bench.config import ConfigError, resolve
-from bench.executors import Resources
-from bench.result_tables import TablesWouldShrink, collect, read_tables
-from bench.schema import Status
-from bench.store import inspect_run, runs_dir
+from bench.writable import StorageError, storage_error
 
 REPO = Path(__file__).resolve().parent.parent
+INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
 
 
 class UsageError(RuntimeError):
@@ -48,6 +48,7 @@ def _csv(text: str | None) -> list[str] | None:
 def expand_arguments(args: argparse.Namespace) -> tuple[Path, Path, list]:
     """(matrix file, results folder, cells) of a `run`/`evaluate` command line: the matrix's
     parts with the command line's axes, seeds, scale, timeout, gin files and bindings."""
+    from bench.cell_runner import unique_cells
     from bench.matrix import expand_cells, load_matrix, restrict_tasks
 
     matrix_path = resolve("matrices", args.matrix)
@@ -72,10 +73,16 @@ def expand_arguments(args: argparse.Namespace) -> tuple[Path, Path, list]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench.cell_runner import folder_lock
     from bench.matrix import load_resources
+    from bench.schema import Status
+    from bench.store import inspect_run, runs_dir
+    from bench.writable import check_results_folder, check_run_ids
 
     matrix_path, results, cells = expand_arguments(args)
     resources = load_resources(matrix_path)
+    check_results_folder(results)  # before any cell runs, --dry-run included
+    check_run_ids([c.run_id for c in cells], results)
 
     statuses = {}
     for cell in cells:
@@ -103,10 +110,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_cells(args, results, cells, resources)
 
 
-def _run_cells(args: argparse.Namespace, results: Path, cells: list,
-               resources: Resources) -> int:
+def _run_cells(args: argparse.Namespace, results: Path, cells: list, resources) -> int:
     """The part of `run` that writes, through the one cell-running path (`bench.cell_runner`),
     under the results folder's lock."""
+    from bench.cell_runner import plan, report_failed, run_cells
+
     work = plan(cells)  # what is done now (another driver may have finished cells while we waited)
     print(f"{len(work.cells)} cells: {len(work.cells) - len(work.todo) - len(work.skipped)} done, "
           f"{len(work.skipped)} skipped, {len(work.todo)} to run -> {results}")
@@ -138,6 +146,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     whose finished run differs only in evaluation settings (cells that need training are listed
     and left alone). A RESULTS folder: every done run in it, from its saved config (after a change
     of evaluation code)."""
+    from bench.cell_runner import folder_lock, plan, report_failed, run_cells
     from bench.matrix import load_resources
     from bench.reevaluate import saved_cells
 
@@ -168,6 +177,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Cells still to run, their time per cell and in total, and cells that need absent data."""
+    from bench.cell_runner import plan
     from bench.estimate import estimate_cells
 
     _, results, cells = expand_arguments(args)
@@ -210,6 +220,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from bench.result_tables import read_tables
+
     _, runs = read_tables(args.results)
     if runs.empty:
         print(f"no runs in {args.results}")
@@ -223,6 +235,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from bench.result_tables import TablesWouldShrink, collect
+
     try:
         _, runs = collect(args.results, force=args.force)
     except TablesWouldShrink as err:
@@ -239,19 +253,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.data import ReportInputError
 
     out = args.out or args.results / "report"
+    if args.baseline is not None:
+        _check_baseline(args.results, args.baseline)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            write_report(args.results, out, formats=_csv(args.format), baseline=args.baseline)
+            write_report(args.results, out, formats=args.format, baseline=args.baseline or "plain")
     except ReportInputError as err:
         raise UsageError(str(err)) from None
-    except PermissionError as err:
-        raise UsageError(f"cannot write the report to {out} ({err.strerror}: {err.filename}); "
+    except OSError as err:
+        if not storage_error(err):
+            raise
+        raise UsageError(f"cannot write the report to {out}: {storage_error(err)}; "
                          "choose another folder with --out") from None
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     print(f"report written to {out}")
     return 0
+
+
+def _check_baseline(results: Path, baseline: str) -> None:
+    """`UsageError` listing the objectives of `results` unless `baseline` is one of them."""
+    from bench.result_tables import read_tables
+
+    _, runs = read_tables(results)
+    objectives = sorted(set(runs["objective"].dropna())) if "objective" in runs else []
+    if baseline not in objectives:
+        raise UsageError(f"--baseline {baseline!r} is not an objective of {results}; choose from "
+                         f"{', '.join(objectives) or '(none: no runs yet)'}")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -272,8 +301,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as err:
-        print(f"config error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    except UsageError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+        return _one_line("config error", err, 2)
+    except (UsageError, StorageError) as err:
+        return _one_line("error", err, 2)
+    except KeyboardInterrupt as err:  # `bench.cell_runner.Interrupted` says what had finished
+        return _one_line("", str(err) or f"interrupted: `{args.command}` stopped; what it had "
+                         "written is complete (writes are atomic); run the same command again",
+                         INTERRUPTED)
+    except OSError as err:
+        if not storage_error(err):
+            raise
+        return _one_line("error", f"cannot write: {storage_error(err)}", 2)
+
+
+def _one_line(prefix: str, message: object, code: int) -> int:
+    text = " ".join(str(message).split())
+    print(f"{prefix}: {text}" if prefix else text, file=sys.stderr)
+    return code

@@ -10,9 +10,16 @@ the config by default. Everything the suite does with gin goes through this modu
 * `GIN_ROOT` is the `gin/` folder; `include` lines resolve against it (never against the CWD).
 * `resolve(axis, name)` turns `dlc` or `gin/objectives/dlc.gin` into a path.
 * `expand(paths)` inlines every `include` so a worker receives one self-contained text.
-* `validate(paths, bindings)` parses in a clean gin state and turns every gin failure (unknown
-  configurable, misspelt parameter, missing include, syntax error, wrong value type) into one
-  `ConfigError` that names the file and line.
+* `with parsed(paths, bindings):` parses in a clean gin state and turns every gin failure (unknown
+  configurable, misspelt parameter, missing include, syntax error, wrong value type, a file that
+  is not UTF-8, an `import` of a missing module, an undefined macro) into one `ConfigError` that
+  names the file and line; the body builds objects from the config, and gin is cleared when it
+  ends, whatever happens. `validate(paths, bindings)` is the same with an empty body;
+  `with parsed_text(text):` is the worker's side (a text the driver validated). Gin is read only
+  inside these blocks: by the driver (`bench.matrix`, `bench.sweep`) and by `bench.run.run_cell`.
+
+A gin file is code: an `import` line runs that module, also under `--dry-run`. Run only configs
+you trust.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import tokenize
 import types
 import typing
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import gin
@@ -86,9 +94,20 @@ def _include_target(ref: str, where: str) -> Path:
     raise ConfigError(f"{where}: include {ref!r} not found (includes resolve against {GIN_ROOT})")
 
 
+def read_gin(path: Path) -> str:
+    """The text of a gin file; `ConfigError` naming the file and line when it is not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
+                          "save the file as UTF-8") from None
+
+
 def _lines(path: Path) -> Iterator[tuple[str, Path | None]]:
     """Each line of a gin file with, for an `include` line, the file it names (else None)."""
-    for num, line in enumerate(path.read_text().splitlines(), start=1):
+    for num, line in enumerate(read_gin(path).splitlines(), start=1):
         match = _INCLUDE.match(line)
         yield line, _include_target(match["path"], f"{path}, line {num}") if match else None
 
@@ -117,23 +136,46 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def parse_text(text: str) -> None:
-    """Fresh gin state, then parse `text` (the worker side; the text was validated by the driver)."""
+@contextmanager
+def parsed_text(text: str) -> Iterator[None]:
+    """Gin parsed from `text` (the worker side; the driver validated it) for the block, cleared
+    when the block ends."""
     setup_gin()
     gin.clear_config()
-    gin.parse_config(text)
-    gin.finalize()
+    try:
+        gin.parse_config(text)
+        gin.finalize()
+        yield
+    finally:
+        gin.clear_config()
+
+
+@contextmanager
+def parsed(paths: Sequence[Path], bindings: Sequence[str] = ()) -> Iterator[None]:
+    """Gin parsed from `paths` + `bindings` in a clean state, checked and locked, for the block
+    (build objects from it there); cleared when the block ends. Raises `ConfigError` naming file
+    and line for a config that does not parse."""
+    setup_gin()
+    gin.clear_config()
+    try:
+        _parse(paths, bindings)
+        yield
+    finally:
+        gin.clear_config()
 
 
 def validate(paths: Sequence[Path], bindings: Sequence[str] = ()) -> None:
-    """Parse `paths` + `bindings` in a clean gin state; raise `ConfigError` naming file and line.
+    """Raise `ConfigError` (file and line) unless `paths` + `bindings` parse; leaves gin clear."""
+    with parsed(paths, bindings):
+        pass
 
-    Leaves gin parsed (and locked) on success so the caller can build objects from it;
-    always call `gin.clear_config()` when done.
-    """
-    setup_gin()
-    gin.clear_config()
-    expand(paths)  # checks every include up front, with file and line
+
+_GIN_LOCATION = re.compile(r'In (?:file|bindings string) "?(?P<file>[^",]*)"?, line (?P<line>\d+)')
+_MACRO = re.compile(r"No bindings specified for '(?:(?P<name>[^/']+)/)?gin\.macro'")
+
+
+def _parse(paths: Sequence[Path], bindings: Sequence[str]) -> None:
+    expand(paths)  # checks every include (and that every file is UTF-8) up front, file and line
     try:
         gin.parse_config_files_and_bindings(
             [str(p) for p in paths], list(bindings), finalize_config=False
@@ -144,14 +186,28 @@ def validate(paths: Sequence[Path], bindings: Sequence[str] = ()) -> None:
         if err.filename is None:  # gin names no file for a binding given as a string
             raise ConfigError(_locate_binding_error(bindings, err)) from None
         raise ConfigError(f"{err.filename}, line {err.lineno}: syntax error: {err.msg}") from None
+    except ImportError as err:  # `import x` of a module that is not there (or fails to import)
+        where = _GIN_LOCATION.search(str(err))
+        place = f"{where['file']}, line {where['line']}" if where else "config"
+        raise ConfigError(f"{place}: import failed: {type(err).__name__}: "
+                          f"{str(err).splitlines()[0]}") from None
     except (ValueError, KeyError, AttributeError, TypeError) as err:
         raise ConfigError(_with_suggestion(str(err).strip("'\""))) from None
     check_types(paths, bindings)
-    gin.finalize()
+    try:
+        gin.finalize()
+    except ValueError as err:  # gin checks references and macros here, and prints the config
+        macro = _MACRO.search(str(err))
+        if macro is None:
+            raise ConfigError(str(err).splitlines()[0]) from None
+        name = macro["name"]
+        uses = _find_lines(paths, bindings, re.compile(rf"%{re.escape(name)}\b"))
+        raise ConfigError(f"{uses[0] if uses else 'config'}: macro %{name} is used but never "
+                          f"defined (add `{name} = ...`)") from None
 
 
 def _locate_token_error(paths: Sequence[Path], bindings: Sequence[str], err: Exception) -> str:
-    sources = [(str(p), Path(p).read_text()) for p in paths]
+    sources = [(str(p), read_gin(p)) for p in paths]
     sources += [(f"--gin_bindings {b!r}", b) for b in bindings]
     for name, text in sources:
         try:
@@ -271,15 +327,18 @@ def where_bound(paths: Sequence[Path], bindings: Sequence[str], selector: str, n
     applies); 'config' when it is bound nowhere (a default)."""
     short = selector.rsplit(".", 1)[-1]
     pattern = re.compile(rf"^\s*(?:[\w./]*/)?(?:[\w.]*\.)?{re.escape(short)}\.{re.escape(name)}\s*=")
-    found = "config"
-    for path in _all_files(paths):
-        for num, line in enumerate(path.read_text().splitlines(), start=1):
-            if pattern.match(line):
-                found = f"{path}, line {num}"
-    for binding in bindings:
-        if pattern.match(binding):
-            found = f"--gin_bindings {binding!r}"
-    return found
+    found = _find_lines(paths, bindings, pattern, match=True)
+    return found[-1] if found else "config"
+
+
+def _find_lines(paths: Sequence[Path], bindings: Sequence[str], pattern: re.Pattern,
+                match: bool = False) -> list[str]:
+    """'file, line N' / '--gin_bindings B' of every line of `paths` (includes first, gin's order)
+    and `bindings` that `pattern` matches at its start (`match`) or anywhere."""
+    test = pattern.match if match else pattern.search
+    found = [f"{path}, line {num}" for path in _all_files(paths)
+             for num, line in enumerate(read_gin(path).splitlines(), start=1) if test(line)]
+    return found + [f"--gin_bindings {b!r}" for b in bindings if test(b)]
 
 
 def _all_files(paths: Sequence[Path]) -> list[Path]:

@@ -49,16 +49,14 @@ class Calibration:
 
 def calibrate(cell: Cell, device: str = "auto", steps: int = CALIBRATION_STEPS) -> Calibration:
     """Time `steps` training steps and one evaluation batch of `cell` on `device`."""
-    import gin
     import torch
 
-    from bench.config import parse_text
+    from bench.config import parsed_text
     from bench.evaluate import solver_trace
     from bench.experiment import Experiment
     from bench.train import batches, pick_device, seed_everything, to_device, train_step
 
-    try:
-        parse_text(cell.config_text)
+    with parsed_text(cell.config_text):  # gin is read in this block only
         seed_everything(cell.seed)
         exp = Experiment()
         missing = exp.task.missing_data()
@@ -97,8 +95,6 @@ def calibrate(cell: Cell, device: str = "auto", steps: int = CALIBRATION_STEPS) 
             eval_batch_s=eval_s, eval_batches=math.ceil(rows / exp.eval_batch_size),
             peak_mib=(torch.cuda.max_memory_allocated(where) / 2**20
                       if where.type == "cuda" else None))
-    finally:
-        gin.clear_config()
 
 
 def estimate_cells(cells: Sequence[Cell], jobs: int = 1, results: Path | None = None,

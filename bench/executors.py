@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
+import signal
 import sys
 import threading
 import time
@@ -35,10 +36,8 @@ from typing import Any
 
 import gin
 
-from bench.cell import Cell
+from bench.cell import EXECUTORS, Cell
 from bench.schema import Status
-
-EXECUTORS = ("sequential", "local", "submitit", "ray")
 
 
 @gin.configurable(module="bench.executors")
@@ -84,9 +83,9 @@ def visible_gpus() -> list[str]:
 def _failed(cell: Cell, reason: str) -> dict[str, Any]:
     """Outcome of a cell whose worker died or timed out; recorded in its run folder too, so `list`
     and reports show it (it is not cached: the next run retries it)."""
-    from bench.store import clean_staging, read_run, record_status
+    from bench.store import read_run, record_status
 
-    clean_staging(Path(cell.results), cell.run_id)  # what the dead worker had staged
+    _discard_staging(cell)  # what the dead worker had staged
     previous = read_run(Path(cell.results), cell.run_id)
     if previous is None or previous.get("key") != cell.key:
         record_status(Path(cell.results), cell, Status.FAILED, reason)
@@ -113,7 +112,15 @@ def _watch_driver(driver: int, every_s: float = 0.5) -> None:
 
 
 def _child(cell: Cell, gpu: str | None, context: dict[str, Any], conn: Any) -> None:
-    """Runs in the child: take the driver's environment, watch the driver, run, send the outcome."""
+    """Runs in the child: take the driver's environment, watch the driver, run, send the outcome.
+    Ctrl-C is the driver's to handle (it kills its children): the child ignores SIGINT, so a
+    Ctrl-C to the process group prints no traceback per worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from tqdm import tqdm
+
+    # a thread lock, not tqdm's default named semaphore (created on the first progress bar, e.g.
+    # by `datasets.load_from_disk`): a worker killed on Ctrl-C or a timeout would leak it
+    tqdm.set_lock(threading.RLock())
     os.environ.clear()
     os.environ.update(context["env"])
     sys.path[:] = context["path"]
@@ -199,10 +206,19 @@ def run_children(cells: Sequence[Cell], jobs: int = 1,
                     del running[sentinel]
                     free.append(slot.gpu)
                     yield _failed(slot.cell, f"timeout: ran longer than {slot.cell.timeout:g} s")
-    finally:
+    finally:  # the driver stops (Ctrl-C, an error, the caller closed us): stop every child
         for slot in running.values():
             slot.process.kill()
             slot.process.join()
+            slot.conn.close()
+            _discard_staging(slot.cell)
+
+
+def _discard_staging(cell: Cell) -> None:
+    """Remove what a killed child had staged (the next start would, too)."""
+    from bench.store import clean_staging
+
+    clean_staging(Path(cell.results), cell.run_id)
 
 
 def run_sequential(cells: Sequence[Cell], threads: int = 0) -> Iterator[dict[str, Any]]:

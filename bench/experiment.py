@@ -16,6 +16,7 @@ import torch
 
 from bench.objectives import Objective
 from bench.tasks.base import Model, Task
+from bench.tasks.splits import val_fraction
 
 
 @gin.configurable(module="bench.run")
@@ -83,6 +84,9 @@ class Experiment:
                              f"{epochs - 1} (or None), got {stop_epoch!r}")
         self.stop_epoch = stop_epoch
         self.task, self.model, self.objective = task, model, objective
+        fraction = val_fraction()  # read from gin here, at the edge, not in data loading
+        if task is not None:  # (tests build an Experiment without a task for its schedules)
+            task.val_fraction = fraction
         self.optimizer, self.lr, self.epochs, self.batch_size = optimizer, lr, epochs, batch_size
         self.grad_clip, self.eval_batch_size = grad_clip, eval_batch_size
         if schedule not in (None, "cosine", "step"):

@@ -32,14 +32,14 @@ from pathlib import Path
 
 import gin
 
-from bench.cell import Cell
+from bench.cell import MAX_SEED, Cell
 from bench.config import (
     GIN_ROOT,
     ConfigError,
     expand,
+    parsed,
     resolve,
     setup_gin,
-    validate,
     where_bound,
 )
 from bench.executors import Resources
@@ -64,20 +64,14 @@ class Matrix:
     timeout: float = 0.0
 
 
-MAX_SEED = 2**32 - 1  # numpy's legacy seeding accepts [0, 2**32 - 1]
-
-
 def load_matrix(path: Path, _stack: tuple[Path, ...] = ()) -> list[Matrix]:
     """Parse a matrix file in a clean gin state; returns its axes as plain data, one `Matrix`
     per part (a matrix without `parts` is its own single part)."""
     path = Path(path).resolve()
     if path in _stack:
         raise ConfigError(f"{path}: matrix parts cycle: {' -> '.join(map(str, _stack + (path,)))}")
-    validate([path])
-    try:
+    with parsed([path]):
         matrix = Matrix()
-    finally:
-        gin.clear_config()
     if not matrix.parts:
         return [matrix]
     parts = [part for ref in matrix.parts
@@ -91,11 +85,8 @@ def load_matrix(path: Path, _stack: tuple[Path, ...] = ()) -> list[Matrix]:
 def load_resources(path: Path) -> Resources:
     """The `bench.executors.Resources` bound in the matrix file `path` (defaults where unbound;
     a part's bindings are not read: resources are the top matrix's)."""
-    validate([path])
-    try:
+    with parsed([path]):
         return Resources()
-    finally:
-        gin.clear_config()
 
 
 def check_seeds(seeds: Sequence[object], where: str) -> None:
@@ -125,13 +116,11 @@ def check_budget(exp: Experiment, files: Sequence[Path], bindings: Sequence[str]
 def task_family(files: Sequence[Path], bindings: Sequence[str]) -> str:
     """`family` of the task class that `files` + `bindings` bind to `Experiment.task`, read from
     the class without building it (`Task.family`)."""
-    validate(files, bindings)
-    try:
-        reference = gin.query_parameter("bench.run.Experiment.task")
-    except ValueError:
-        raise ConfigError(f"{files[0]}: no task bound (bench.run.Experiment.task)") from None
-    finally:
-        gin.clear_config()
+    with parsed(files, bindings):
+        try:
+            reference = gin.query_parameter("bench.run.Experiment.task")
+        except ValueError:
+            raise ConfigError(f"{files[0]}: no task bound (bench.run.Experiment.task)") from None
     return str(getattr(reference.configurable.wrapped, "family", ""))
 
 
@@ -228,22 +217,20 @@ def expand_cells(
         axes = [resolve("tasks", task), resolve("models", model), resolve("objectives", objective)]
         family = task_family([scale_file, *axes, *extra], bindings)
         files = [scale_file, *family_scale(matrix.scale, family), *axes, *extra]
-        validate(files, bindings)
-        try:
-            exp = Experiment()
-            skip, reason = exp.skip()
-            family, init_from = exp.family, exp.init_from
-            if not skip:
-                check_budget(exp, files, bindings)
-                exp.objective.setup(exp.task)  # the objective checks its options here
-        except ConfigError:
-            raise
-        except Exception as err:  # noqa: BLE001 - report which cell failed to build
-            raise ConfigError(
-                f"cell (task={task}, model={model}, objective={objective}) does not build: "
-                f"{type(err).__name__}: {err}") from err
-        finally:
-            gin.clear_config()
+        with parsed(files, bindings):
+            try:
+                exp = Experiment()
+                skip, reason = exp.skip()
+                family, init_from = exp.family, exp.init_from
+                if not skip:
+                    check_budget(exp, files, bindings)
+                    exp.objective.setup(exp.task)  # the objective checks its options here
+            except ConfigError:
+                raise
+            except Exception as err:  # noqa: BLE001 - report which cell failed to build
+                raise ConfigError(
+                    f"cell (task={task}, model={model}, objective={objective}) does not build: "
+                    f"{type(err).__name__}: {err}") from err
         text = expand(files) + "".join(f"# --- binding\n{b}\n" for b in bindings)
         names = tuple(Path(str(n)).stem for n in (task, model, objective))
         return _Built(names, files, text, reason if skip else "", family, init_from)

@@ -208,12 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     runner = sub.add_parser("runner", help="benchmark runner overheads (bench.perf_runner)",
                             add_help=False)
     runner.add_argument("rest", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)  # REMAINDER alone drops a leading --option
     if args.command == "runner":
         from bench import perf_runner
 
-        result = perf_runner.main(args.rest)
+        result = perf_runner.main(extra + args.rest)
         return result if isinstance(result, int) else 0
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     report = run_dlc(args.threads, args.repeats)
     print(report)
     if args.out is not None:

@@ -9,7 +9,10 @@ subprocess per command, as a user would run it), into throw-away results folders
 2. re-run time of a finished matrix (everything cached: what `resume` costs);
 3. throughput of the `local` executor with 2 workers x 1 thread vs `sequential` with 2 threads,
    on identical training cells of the `cpu` scale (about 10 s of training each: a fresh worker
-   process costs 2-3 s of imports, so pool speed-ups are only meaningful on real cells).
+   process costs 2-3 s of imports, so pool speed-ups are only meaningful on real cells);
+4. start-up: `python -m bench --help` and every verb's `--help` (median of `--repeats` runs, target
+   <= 1 s) and whether torch is imported for it (`python -X importtime`). `--help-only` measures
+   only this; `--repo PATH` measures another checkout of the suite (e.g. an older commit).
 """
 
 from __future__ import annotations
@@ -49,12 +52,60 @@ def _matrix_args(results: Path, seeds: int, bindings: list[str],
     return args
 
 
+VERBS = ("", "run", "tune", "report", "list", "collect", "catalog")
+
+
+def help_times(repo: Path, repeats: int = 5) -> list[tuple[str, float, bool]]:
+    """(command, median wall time in s, imports torch?) of `python -m bench [verb] --help` run from
+    the checkout `repo`."""
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    rows = []
+    for verb in VERBS:
+        command = [sys.executable, "-m", "bench", *([verb] if verb else []), "--help"]
+        times = []
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            subprocess.run(command, cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - begin)
+        trace = subprocess.run([sys.executable, "-X", "importtime", *command[1:]], cwd=repo,
+                               env=env, check=True, capture_output=True, text=True).stderr
+        torch = any(line.split("|")[-1].strip() == "torch" for line in trace.splitlines())
+        rows.append((" ".join(["python -m bench", *([verb] if verb else []), "--help"]),
+                     sorted(times)[len(times) // 2], torch))
+    return rows
+
+
+def help_table(repo: Path, repeats: int) -> str:
+    rows = help_times(repo, repeats)
+    lines = ["| command | median wall time (s) | imports torch |", "|---|---|---|"]
+    lines += [f"| `{cmd}` | {t:.2f} | {'yes' if torch else 'no'} |" for cmd, t, torch in rows]
+    slowest = max(t for _, t, _ in rows)
+    lines.append(f"\nslowest --help: {slowest:.2f} s (target <= 1 s: "
+                 f"{'met' if slowest <= 1 else 'missed'}); `python -c pass` for reference: "
+                 f"{_python_start():.2f} s")
+    return "\n".join(lines)
+
+
+def _python_start() -> float:
+    begin = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.perf_counter() - begin
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.perf runner", description=__doc__)
     parser.add_argument("--seeds", type=int, default=4, help="seeds per objective (cells = 2x)")
     parser.add_argument("--train-seeds", type=int, default=2,
                         help="seeds per objective of the cpu-scale throughput cells")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per --help timing")
+    parser.add_argument("--help-only", action="store_true", help="only the --help timings")
+    parser.add_argument("--repo", type=Path, default=REPO,
+                        help="checkout whose --help is timed (default this one)")
     args = parser.parse_args(argv)
+    if args.help_only:
+        text = help_table(args.repo, args.repeats)
+        print(text)
+        return text
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cells = 2 * args.seeds
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,6 +140,8 @@ def main(argv: list[str] | None = None) -> str:
         f"local-pool speed-up over sequential on training cells: {t_seq / t_loc:.2f}x "
         "(target >= 1.6x on 2 cores); re-run target <= 5 s: "
         + ("met" if rerun <= 5 else "missed"),
+        "",
+        help_table(args.repo, args.repeats),
     ]
     text = "\n".join(lines)
     print(text)

@@ -4,7 +4,8 @@ run), each with a CSV copy, built from the run folders.
 * `read_tables(results)` only reads: the run folders merged with the tables already on disk (rows
   whose run folder is not here, e.g. tables copied off a cluster, are kept). `list` and `report`
   use it, so they work on a read-only folder and on tables without run folders.
-* `collect(results, force=False)` writes the same tables, and refuses (`TablesWouldShrink`) when a
+* `collect(results, force=False)` writes the same tables (the four files as one unit: a full disk
+  leaves all four as they were, never `results.*` new beside `runs.*` old), and refuses (`TablesWouldShrink`) when a
   run the tables hold as `done` would lose its rows (its folder is damaged); `force=True` rebuilds
   from the run folders alone. `run` and the `collect` command use it.
 
@@ -24,7 +25,7 @@ import pandas as pd
 
 from bench.pooling import derived_config_id
 from bench.schema import COLUMNS, Status
-from bench.store import RUN_FIELDS, atomic_write_frame, inspect_run, runs_dir
+from bench.store import RUN_FIELDS, atomic_write_frames, inspect_run, runs_dir
 
 CELL = ["task", "model", "objective", "seed"]
 TABLES = ("results", "runs")
@@ -132,7 +133,7 @@ def collect(results: Path, force: bool = False) -> tuple[pd.DataFrame, pd.DataFr
                 f"{results}: the tables hold {len(lost)} done run(s) that would lose their rows "
                 f"({lost[0]}: {first}); kept the tables as they are (rebuild anyway with "
                 f"`python -m bench collect {results} --force`)")
-    for frame, name in ((metrics, "results"), (runs, "runs")):
-        atomic_write_frame(frame, results / f"{name}.parquet")
-        atomic_write_frame(frame, results / f"{name}.csv")
+    atomic_write_frames({results / f"{name}.{suffix}": frame  # all four or none
+                         for frame, name in ((metrics, "results"), (runs, "runs"))
+                         for suffix in ("parquet", "csv")})
     return metrics, runs

@@ -28,19 +28,36 @@ import torch
 
 from bench import checkpoint
 from bench.cell import Cell
-from bench.config import parse_text
+from bench.config import parsed_text
 from bench.evaluate import check_finite, evaluate, metric_directions
 from bench.experiment import Experiment
 from bench.provenance import environment
 from bench.schema import Phase, Status
 from bench.store import RunWriter, inspect_run, read_run, runs_dir
 from bench.train import Diverged, Recorder, pick_device, seed_everything, train
+from bench.writable import storage_error
 
 
 def run_cell(cell: Cell) -> dict[str, Any]:
-    """Run `cell` in this process and publish its run folder. Returns a short outcome dict."""
+    """Run `cell` in this process and publish its run folder. Returns a short outcome dict; when the
+    run folder cannot be written (disk full, read-only file system, ...) the outcome's `storage`
+    names the cause and the driver stops there (`bench.writable`)."""
+    writer = None
+    try:
+        writer = RunWriter(Path(cell.results), cell.run_id)
+        return _run_and_publish(cell, writer)
+    except OSError as err:
+        cause = storage_error(err)
+        if not cause:
+            raise
+        if writer is not None:
+            writer.discard()
+        return {"run_id": cell.run_id, "status": str(Status.FAILED), "reason": cause,
+                "wall_time_s": None, "storage": cause}
+
+
+def _run_and_publish(cell: Cell, writer: RunWriter) -> dict[str, Any]:
     started = time.time()
-    writer = RunWriter(Path(cell.results), cell.run_id)
     record: dict[str, Any] = {
         **{k: v for k, v in cell.to_dict().items() if k not in ("config_text", "results")},
         "injected": {"seed": cell.seed, "device": cell.device},
@@ -54,44 +71,16 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         if cell.threads:
             torch.set_num_threads(cell.threads)
         record["threads"] = torch.get_num_threads()
-        parse_text(cell.config_text)
-        seed_everything(cell.seed)
-        exp = Experiment()
-        if cell.eval_split and exp.eval_split != cell.eval_split:
-            raise RuntimeError(f"this cell may only evaluate the {cell.eval_split!r} split, but its "
-                               f"config sets bench.run.Experiment.eval_split = {exp.eval_split!r}")
-        device = pick_device(cell.device)
-        record["device"] = str(device)
-        if device.type == "cuda":
-            record["device_name"] = torch.cuda.get_device_name(device)
-            record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if cell.parent and not cell.evaluate_only:
-            record["init_from"] = init_from_parent(cell, exp)
-        if hasattr(exp.task, "describe"):
-            record["dlc_form"] = exp.task.describe()
-        exp.model.to(device)
-        exp.objective.setup(exp.task)
-        exp.objective.to(device)
-        if cell.evaluate_only:
-            record.update(reuse_training(cell, exp, writer, rec))
-        else:
-            record.update(train(exp, device, cell.seed, rec, progress=cell.progress))
-            checkpoint.save(writer.stage / checkpoint.FILENAME, exp.model, exp.objective,
-                            {"run_id": cell.run_id, "key": cell.key,
-                             "train_key": cell.train_key})
-        record["metric_directions"] = metric_directions(exp)
-        seed_everything(cell.seed)  # evaluation starts from one random state, trained or reloaded
-        evaluate(exp, device, rec)
-        check_finite(rec.rows)
-        writer.write_text("operative.gin", gin.operative_config_str())
+        with parsed_text(cell.config_text):  # gin is read in this block only
+            _train_and_evaluate(cell, writer, rec, record)
         record.update(status=Status.DONE, reason="")
     except (Diverged, FloatingPointError) as err:  # tasks raise the latter on non-finite values
         record.update(status=Status.DIVERGED, reason=str(err))
     except Exception as err:  # noqa: BLE001 - a failing cell must not stop the matrix
+        if storage_error(err):
+            raise
         record.update(status=Status.FAILED, reason=f"{type(err).__name__}: {err}",
                       traceback=traceback.format_exc())
-    finally:
-        gin.clear_config()
     record["wall_time_s"] = time.time() - started
     record["finished"] = datetime.now(timezone.utc).isoformat()
     writer.write_metrics(rec.rows)
@@ -121,6 +110,42 @@ def reuse_training(cell: Cell, exp: Experiment, writer: RunWriter, rec: Recorder
 #: run.json fields of training (`init_from`, and what `bench.train.train` returns) that a
 #: re-evaluation keeps from the trained run
 TRAINING_RECORD_FIELDS = ("init_from", "steps", "step_time_s", "step_time_mean_s")
+
+
+def _train_and_evaluate(cell: Cell, writer: RunWriter, rec: Recorder,
+                        record: dict[str, Any]) -> None:
+    """Build the cell's `Experiment` from the parsed config, train (or, for `evaluate_only`,
+    reload the weights of its finished run), evaluate, save the weights and the operative config
+    into the staging folder; facts go into `record`."""
+    seed_everything(cell.seed)
+    exp = Experiment()
+    if cell.eval_split and exp.eval_split != cell.eval_split:
+        raise RuntimeError(f"this cell may only evaluate the {cell.eval_split!r} split, but its "
+                           f"config sets bench.run.Experiment.eval_split = {exp.eval_split!r}")
+    device = pick_device(cell.device)
+    record["device"] = str(device)
+    if device.type == "cuda":
+        record["device_name"] = torch.cuda.get_device_name(device)
+        record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if cell.parent and not cell.evaluate_only:
+        record["init_from"] = init_from_parent(cell, exp)
+    if hasattr(exp.task, "describe"):
+        record["dlc_form"] = exp.task.describe()
+    exp.model.to(device)
+    exp.objective.setup(exp.task)
+    exp.objective.to(device)
+    if cell.evaluate_only:
+        record.update(reuse_training(cell, exp, writer, rec))
+    else:
+        record.update(train(exp, device, cell.seed, rec, progress=cell.progress))
+        checkpoint.save(writer.stage / checkpoint.FILENAME, exp.model, exp.objective,
+                        {"run_id": cell.run_id, "key": cell.key,
+                         "train_key": cell.train_key})
+    record["metric_directions"] = metric_directions(exp)
+    seed_everything(cell.seed)  # evaluation starts from one random state, trained or reloaded
+    evaluate(exp, device, rec)
+    check_finite(rec.rows)
+    writer.write_text("operative.gin", gin.operative_config_str())
 
 
 def init_from_parent(cell: Cell, exp: Experiment) -> dict[str, str]:

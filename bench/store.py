@@ -86,18 +86,30 @@ def atomic_write_text(path: Path, text: str, make_parents: bool = True) -> None:
 
 def atomic_write_frame(frame: pd.DataFrame, path: Path, make_parents: bool = True) -> None:
     """Write a DataFrame as parquet (or CSV for a `.csv` path) atomically."""
-    if make_parents:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}"
+    atomic_write_frames({path: frame}, make_parents)
+
+
+def atomic_write_frames(frames: Mapping[Path, pd.DataFrame], make_parents: bool = True) -> None:
+    """Write several DataFrames (parquet, or CSV for a `.csv` path) as one unit: every one goes to
+    a temporary file in its folder first, and only when all are written are they renamed into
+    place, so a failure while writing (a full disk) leaves every old file as it was."""
+    staged = []
     try:
-        if path.suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
+        for path, frame in frames.items():
+            if make_parents:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}"
+            staged.append((tmp, path))
+            if path.suffix == ".csv":
+                frame.to_csv(tmp, index=False)
+            else:
+                frame.to_parquet(tmp, index=False)
+            os.chmod(tmp, file_mode())
+        for tmp, path in staged:
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
 
 
 def runs_dir(results: Path) -> Path:

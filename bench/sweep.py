@@ -61,7 +61,7 @@ import gin
 import numpy as np
 from scipy.stats import qmc
 
-from bench.config import ConfigError, validate
+from bench.config import ConfigError, parsed
 
 SAMPLERS = ("halton", "sobol", "random", "tpe")
 DESIGNS = ("quasirandom", "nested")
@@ -143,11 +143,8 @@ def line_of(path: str, text: str) -> str:
 
 def load_sweep(path: Path) -> Sweep:
     """Parse a sweep file in a clean gin state and check it; raises `ConfigError` (file, line)."""
-    validate([path])
-    try:
+    with parsed([path]):
         sweep = Sweep()
-    finally:
-        gin.clear_config()
     sweep.source = str(path)
     check_sweep(sweep)
     return sweep

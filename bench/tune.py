@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from bench.cell import Cell
-from bench.cell_runner import folder_lock
 from bench.config import ConfigError, resolve
 from bench.executors import Resources
 from bench.matrix import Matrix, combinations, expand_cells, load_matrix, load_resources
@@ -45,9 +45,9 @@ from bench.sweep import (
 )
 from bench.tune_cells import manifest_entry, print_dry, run_trial_cells, trial_cells
 from bench.tune_rungs import tune_with_rungs
+from bench.writable import check_results_folder, check_run_ids
 
 REPO = Path(__file__).resolve().parent.parent
-PHASES = ("tune", "select", "final", "all")
 
 
 def load_plan(matrix_path: Path) -> tuple[list[Matrix], Sweep]:
@@ -77,6 +77,41 @@ def load_plan(matrix_path: Path) -> tuple[list[Matrix], Sweep]:
     return parts, sweep
 
 
+class OutLock:
+    """The tuning folder's lock (one driver per folder: staging clean-up), taken when the first
+    file is about to be written, so a command refused before that (a bad sweep, a bad argument)
+    leaves no folder and no lock file behind. `hold()` before writing; `release()` at the end."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.lock = out, None
+
+    def hold(self) -> None:
+        if self.lock is not None:
+            return
+        from filelock import FileLock, Timeout
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.lock = FileLock(str(self.out / ".tune.lock"))
+        try:
+            self.lock.acquire(timeout=0)
+        except Timeout:
+            print(f"another `bench tune` is writing to {self.out}; waiting for it to finish",
+                  file=sys.stderr)
+            self.lock.acquire()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def before_writing(cells: Sequence[Cell], out: Path, args: argparse.Namespace) -> None:
+    """The checks `run` makes before anything runs (the folder is writable, every run id fits a
+    file name), then the tuning folder's lock (`args.lock`)."""
+    check_results_folder(out)
+    check_run_ids([c.run_id for c in cells], out)
+    args.lock.hold()
+
+
 def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace,
                resources: Resources | None = None) -> int:
     for part in parts:
@@ -90,6 +125,8 @@ def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.
             for part, task, model, objective in combinations(parts)
             for trial, params in enumerate(points[Path(objective).stem])]
     if sweep.rungs:
+        if not args.dry_run:
+            before_writing([], out, args)
         return tune_with_rungs(plan, sweep, out, args, resources)
     cells, manifest = [], []
     for part, task, model, objective, trial, params in plan:
@@ -98,7 +135,8 @@ def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.
         cells += made
         manifest.append(manifest_entry(part, task, model, objective, trial, params, made))
     if args.dry_run:
-        return print_dry(cells)
+        return print_dry(cells, out)
+    before_writing(cells, out, args)
     atomic_write_text(out / "trials.json", json.dumps(manifest, indent=1) + "\n")
     outcomes = run_trial_cells(cells, args, resources)
     return 1 if any(o["status"] != "done" for o in outcomes) else 0
@@ -132,7 +170,8 @@ def _tune_sequential(parts: Sequence[Matrix], sweep: Sweep, out: Path,
                 decided[key] = manifest_entry(part, task, model, objective, trial, params, made)
                 manifest.append(decided[key])
         if args.dry_run:
-            return print_dry(cells)
+            return print_dry(cells, out)
+        before_writing(cells, out, args)
         atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
         outcomes = run_trial_cells(cells, args, resources)
         status |= int(any(o["status"] != "done" for o in outcomes))
@@ -202,10 +241,11 @@ def main(args: argparse.Namespace) -> int:
         print(estimate(parts, sweep, args.estimate, args.jobs).to_string())
         return 0
     resources = load_resources(matrix_path)
-    if args.dry_run:
+    args.lock = OutLock(out)  # taken before the first write: a refused command leaves no lock
+    try:
         return _phases(parts, sweep, out, args, resources)
-    with folder_lock(out, ".tune.lock", "tune"):  # one driver per tuning folder
-        return _phases(parts, sweep, out, args, resources)
+    finally:
+        args.lock.release()
 
 
 def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Namespace,
@@ -217,12 +257,15 @@ def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Nam
         if args.dry_run:
             return status
     if args.phase in ("select", "all") and not args.dry_run:  # a dry run writes nothing
+        check_results_folder(out)
+        args.lock.hold()
         chosen = select(out, sweep)
         print(f"selected {len(chosen)} configs -> {out / 'selected'}")
     if args.phase in ("final", "all"):
         cells = final_cells(parts, sweep, out, args.device)
         if args.dry_run:
-            return print_dry(cells)
+            return print_dry(cells, out)
+        before_writing(cells, out, args)
         outcomes = run_trial_cells(cells, args, resources)
         status |= int(any(o["status"] != "done" for o in outcomes))
         from bench.report_protocol import write_protocol_report
@@ -232,27 +275,3 @@ def _phases(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.Nam
         print(f"protocol report -> {report}")
     print(f"bench tune {args.phase} finished in {time.time() - begin:.1f} s -> {out}")
     return status
-
-
-def add_parser(sub) -> None:
-    """The `tune` verb's arguments (registered by `bench.cli`)."""
-    from bench.executors import EXECUTORS
-
-    tune = sub.add_parser("tune", help="tune -> select -> final on a matrix with a sweep")
-    tune.add_argument("matrix", help="matrix gin file that names its sweep")
-    tune.add_argument("--phase", choices=PHASES, default="all")
-    tune.add_argument("--out", type=Path, help="folder (default results/tune/<matrix>)")
-    tune.add_argument("--executor", choices=EXECUTORS, default="sequential")
-    tune.add_argument("--jobs", type=int, default=1)
-    tune.add_argument("--threads", type=int, default=0)
-    tune.add_argument("--device", default="auto")
-    tune.add_argument("--dry-run", action="store_true", help="print the cells, run nothing")
-    tune.add_argument("--estimate", type=Path, metavar="RESULTS",
-                      help="print the cells of every phase and their time from the per-cell "
-                           "wall times measured in RESULTS/runs.parquet (runs nothing)")
-    tune.add_argument("--allow-unequal-budgets", action="store_true",
-                      help="run even when objectives get unequal tuning compute or a coarser "
-                           "grid on the shared axes than plain")
-    tune.add_argument("--feasibility", type=Path, metavar="CSV",
-                      help="feasibility table (task, objective, verdict) whose 'ill-posed' rows "
-                           "the report's verdicts mark (default OUT/feasibility.csv if present)")

@@ -16,6 +16,7 @@ from bench.config import ConfigError
 from bench.executors import Resources
 from bench.matrix import Matrix, expand_cells
 from bench.sweep import EVAL_SPLIT, binding_text, line_of
+from bench.writable import check_results_folder, check_run_ids
 
 STOP_EPOCH = "bench.run.Experiment.stop_epoch"  # a halving rung's binding (bench.halving)
 
@@ -69,8 +70,11 @@ def run_trial_cells(cells: Sequence[Cell], args: Any, resources: Resources | Non
     return outcomes
 
 
-def print_dry(cells: Sequence[Cell]) -> int:
-    """List the cells of a dry run (each once) and whether each is to run, done or skipped."""
+def print_dry(cells: Sequence[Cell], out: Path) -> int:
+    """List the cells of a dry run (each once) and whether each is to run, done or skipped,
+    after the checks a real run makes first (`out` writable, every run id fits a file name)."""
+    check_results_folder(out)
+    check_run_ids([c.run_id for c in cells], out)
     work = plan(cells)
     todo = {(c.results, c.run_id) for c in work.todo}
     for cell in work.cells:

@@ -23,7 +23,7 @@ import gin
 import numpy as np
 
 from bench.cell import Cell
-from bench.config import ConfigError, parse_text
+from bench.config import ConfigError, parsed_text
 from bench.executors import Resources
 from bench.halving import promoted, rung_epochs
 from bench.select import trial_scores
@@ -36,15 +36,13 @@ def full_epochs(cell: Cell) -> int:
     """`bench.run.Experiment.epochs` of a cell's config (the full training budget)."""
     from bench.experiment import Experiment
 
-    parse_text(cell.config_text)
-    try:
-        return int(gin.query_parameter("bench.run.Experiment.epochs"))
-    except ValueError:  # not bound: the constructor's default
-        import inspect
+    with parsed_text(cell.config_text):
+        try:
+            return int(gin.query_parameter("bench.run.Experiment.epochs"))
+        except ValueError:  # not bound: the constructor's default
+            import inspect
 
-        return int(inspect.signature(Experiment).parameters["epochs"].default)
-    finally:
-        gin.clear_config()
+            return int(inspect.signature(Experiment).parameters["epochs"].default)
 
 
 def _schedule(total: int, sweep: Sweep, group: tuple) -> tuple[int, list[int]]:
@@ -108,7 +106,7 @@ def tune_with_rungs(plan: Sequence[tuple], sweep: Sweep, out: Path,
             staged[key] = _stage_entry(entries[key], made, out)
         if args.dry_run:
             print(f"(rung 0 of {len(sweep.rungs)}; the later rungs run the trials it promotes)")
-            return print_dry(cells)
+            return print_dry(cells, out)
         _write(out, entries, finished=False)
         outcomes = run_trial_cells(cells, args, resources)
         status |= int(any(o["status"] != "done" for o in outcomes))

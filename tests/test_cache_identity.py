@@ -12,7 +12,7 @@ import gin
 import pytest
 
 import bench.identity
-from bench.config import parse_text
+from bench.config import parsed_text
 from bench.identity import training_key
 from bench.matrix import Matrix, expand_cells
 
@@ -52,17 +52,11 @@ def test_command_line_bindings_win_over_matrix_bindings(tmp_path: Path) -> None:
     matrix = Matrix(tasks=["alignment1d_nonlinear"], models=["conv1d"], objectives=["dlc"],
                     seeds=[0], scale="smoke", bindings=[f"{WEIGHT} = 0.5"])
     (cell,) = expand_cells(matrix, tmp_path, (), [f"{WEIGHT} = 2.0"])
-    try:
-        parse_text(cell.config_text)
+    with parsed_text(cell.config_text):
         assert gin.query_parameter(WEIGHT) == 2.0
-    finally:
-        gin.clear_config()
     (plain,) = expand_cells(matrix, tmp_path)
-    try:
-        parse_text(plain.config_text)
+    with parsed_text(plain.config_text):
         assert gin.query_parameter(WEIGHT) == 0.5  # the matrix binding beats the objective file
-    finally:
-        gin.clear_config()
 
 
 def extra_file(tmp_path: Path, name: str, text: str) -> str:

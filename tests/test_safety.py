@@ -7,6 +7,7 @@ damaged and re-run; a worker cannot publish an incomplete folder; non-finite eva
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -184,6 +185,57 @@ def test_collect_rebuilds_the_tables_from_the_run_folders(results: Path) -> None
         (results / name).unlink()
     assert bench_cli("collect", str(results)) == 0
     pd.testing.assert_frame_equal(pd.read_parquet(results / "results.parquet"), expected)
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(args[0] if args else "?"))
+
+
+def test_a_full_disk_during_collect_leaves_all_four_tables_as_they_were(
+        results: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Issue 20, item 9: the disk fills up at the third of the four table files (runs.parquet);
+    results.* must not be new beside runs.* old."""
+    shutil.rmtree(results / "runs" / pd.read_parquet(results / "runs.parquet")["run_id"].iloc[0])
+    (results / "runs" / "x").mkdir()  # a change the rebuilt tables would show
+    before = snapshot(results)
+    real = pd.DataFrame.to_parquet
+
+    def to_parquet(self, path, *args, **kwargs):
+        if "runs.parquet" in str(path):
+            _no_space(path)
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", to_parquet)
+    capsys.readouterr()
+    assert bench_cli("collect", str(results)) == 2
+    err = one_line_error(capsys)
+    assert "No space left on device" in err and "ENOSPC" in err, err
+    assert snapshot(results) == before  # nothing replaced, no temporary file left
+
+
+def test_a_full_disk_during_report_is_one_line(results: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(os, "fsync", _no_space)
+    capsys.readouterr()
+    assert bench_cli("report", str(results), "--out", str(tmp_path / "report")) == 2
+    err = one_line_error(capsys)
+    assert "No space left on device" in err and str(tmp_path / "report") in err, err
+
+
+@pytest.mark.parametrize("args, bad, allowed", [
+    (["--format", "foo"], "foo", "md, tex, csv"), (["--format", "md,pdf"], "pdf", "md, tex, csv"),
+    (["--baseline", "nosuch"], "nosuch", "margin, plain")])
+def test_report_refuses_unknown_values_and_lists_the_allowed_ones(
+        results: Path, tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], bad: str,
+        allowed: str) -> None:
+    """Issue 20, item 11: `--format foo` wrote nothing with exit 0, `--baseline nosuch` made no
+    comparisons without a word."""
+    capsys.readouterr()
+    assert bench_cli("report", str(results), "--out", str(tmp_path / "report"), *args) == 2
+    err = one_line_error(capsys)
+    assert bad in err and allowed in err, err
+    assert not (tmp_path / "report").exists()
 
 
 def test_run_keeps_table_rows_whose_run_folder_is_elsewhere(

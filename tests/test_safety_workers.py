@@ -127,6 +127,61 @@ def test_workers_die_with_their_driver(tmp_path: Path, plugin: dict[str, Path], 
     assert not list((results / "runs").glob("*/run.json"))  # it published nothing
 
 
+@pytest.mark.slow  # a real driver and its workers in a subprocess, interrupted mid-cell
+@pytest.mark.parametrize("executor", ["sequential", "local"])
+def test_ctrl_c_exits_130_with_one_line_and_leaks_nothing(
+        tmp_path: Path, plugin: dict[str, Path], executor: str) -> None:
+    """Issue 20, item 8: SIGINT to the whole process group (what Ctrl-C sends) during `run`."""
+    pid_file = tmp_path / "worker.pid"
+    sleepy = plugin["sleepy"].with_name("sleepy_pid.gin")  # plain must not see this binding
+    sleepy.write_text(f"{plugin['sleepy'].read_text()}slow_plugin.Sleepy.pid_file = '{pid_file}'\n")
+    matrix = write_matrix(tmp_path, ["plain", str(sleepy)])
+    results = tmp_path / "out"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", str(matrix), "--results", str(results),
+         "--no-progress", "--executor", executor, "--jobs", "1"],
+        cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)  # its own process group, as a shell gives a job
+    deadline = time.monotonic() + 120
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert driver.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    worker = int(pid_file.read_text())
+    os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=60)
+    assert driver.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1, err  # no traceback, no resource-tracker warning
+    assert "1 of 2 cell(s) finished (1 done)" in err and "same command" in err, err
+    assert not _alive(worker)
+    records = run_records(results)
+    assert [r["objective"] for r in records.values()] == ["plain"]
+    assert not [p for p in (results / "runs").iterdir() if p.name.startswith(".")]
+
+
+DISK_FULL = """
+import errno, multiprocessing, os
+if multiprocessing.parent_process() is not None:  # in a worker only, not in the driver
+    def _full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    os.fsync = _full
+"""
+
+
+def test_a_full_disk_inside_a_worker_stops_the_matrix_with_one_line(
+        tmp_path: Path, plugin_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    """Issue 20, item 9: the worker cannot write its run folder; the driver stops at once (the
+    second cell would hit the same full disk), exit 2, one line naming the cause."""
+    files = write_plugin(plugin_dir, "disk_full_plugin", DISK_FULL, {"disk_full": "# full"})
+    matrix = write_matrix(tmp_path, ["plain", "margin"])
+    results = tmp_path / "out"
+    capsys.readouterr()
+    assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress",
+                     "--gin_file", str(files["disk_full"])) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device (ENOSPC)" in err, err
+    assert not list((results / "runs").iterdir())  # nothing published, no staging left
+
+
 def test_thread_count_is_recorded_and_listed(tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
     matrix = write_matrix(tmp_path, ["plain"])
@@ -162,18 +217,13 @@ def test_run_files_follow_the_umask(tmp_path: Path, umask: int) -> None:
 
 
 def test_submitit_resources_come_from_gin_with_defaults_per_scale() -> None:
-    import gin
-
     import bench.matrix  # noqa: F401 - registers bench.matrix.Matrix, which matrix files bind
-    from bench.config import resolve, validate
+    from bench.config import parsed, resolve
 
     defaults = {}
     for scale in ("smoke", "cpu", "paper"):
-        validate([resolve("matrices", scale)])
-        try:
+        with parsed([resolve("matrices", scale)]):
             defaults[scale] = Resources()
-        finally:
-            gin.clear_config()
     assert defaults["smoke"].timeout_min < defaults["cpu"].timeout_min < defaults["paper"].timeout_min
     assert defaults["paper"].gpus_per_task == 1 and defaults["cpu"].gpus_per_task == 0
     params = submitit_parameters(Resources(timeout_min=30, gpus_per_task=2, cpus_per_task=4,

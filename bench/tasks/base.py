@@ -68,6 +68,9 @@ class Task(abc.ABC):
     #: parameters only evaluation reads: changing them re-evaluates saved weights, never retrains
     #: (`bench.identity`); a subclass adds its own (e.g. test-time solver settings) to this set
     EVALUATION_PARAMETERS: ClassVar[frozenset[str]] = frozenset({"metrics"})
+    #: share of the training source carved out as 'val' (`bench.tasks.splits.carve.fraction`,
+    #: set by `Experiment` from gin; data loading reads no gin)
+    val_fraction: float = splits.DEFAULT_FRACTION
 
     def __init__(self, metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0) -> None:
         self.metrics = list(metrics)
@@ -90,7 +93,7 @@ class Task(abc.ABC):
         """`datasets.Dataset` (torch format) for split 'train', 'val' or 'test' (see the module
         docstring): `bench.tasks.splits.select` carves 'val' from `_source('train')` unless the
         source has its own."""
-        return splits.select(split, self._source, self.data_seed)
+        return splits.select(split, self._source, self.data_seed, fraction=self.val_fraction)
 
     def missing_data(self) -> str:
         """'' when this task's data can be made or read on this machine, else one line naming the

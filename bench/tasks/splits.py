@@ -12,7 +12,9 @@ real datasets loaded so far), the validation split is carved out of the source's
 * `test` is the source's test split, untouched.
 
 `fraction` is a gin binding (`bench.tasks.splits.carve.fraction = 0.2`); it is part of the config
-text and therefore of every cell's identity.
+text and therefore of every cell's identity. Gin is read where an `Experiment` is built (the
+driver, `bench.run.run_cell`): `Experiment` asks `val_fraction()` for the bound value and hands it
+to its task (`Task.val_fraction`); data loading itself (`carve`, `select`) reads no gin.
 """
 
 from __future__ import annotations
@@ -34,12 +36,27 @@ def check_split(split: str) -> None:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
 
-@gin.configurable(module="bench.tasks.splits", denylist=["n", "data_seed"])
-def carve(n: int, data_seed: int, fraction: float = 0.1) -> dict[str, np.ndarray]:
-    """Row indices `{'train': [n - v], 'val': [v]}` (sorted) of a training source of `n` rows,
-    `v = max(1, round(fraction * n))`; needs `n >= 2` and `0 < fraction < 1`."""
+DEFAULT_FRACTION = 0.1
+
+
+def check_fraction(fraction: float) -> float:
+    """`fraction`, or `ValueError` unless it is in (0, 1)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"bench.tasks.splits.carve.fraction must be in (0, 1), got {fraction!r}")
+    return fraction
+
+
+@gin.configurable("carve", module="bench.tasks.splits")
+def val_fraction(fraction: float = DEFAULT_FRACTION) -> float:
+    """The bound `bench.tasks.splits.carve.fraction` (the gin name `carve` keeps every config and
+    cache key as it was), checked; called only while gin is parsed (by `Experiment`)."""
+    return check_fraction(fraction)
+
+
+def carve(n: int, data_seed: int, fraction: float = DEFAULT_FRACTION) -> dict[str, np.ndarray]:
+    """Row indices `{'train': [n - v], 'val': [v]}` (sorted) of a training source of `n` rows,
+    `v = max(1, round(fraction * n))`; needs `n >= 2` and `0 < fraction < 1`."""
+    check_fraction(fraction)
     if n < 2:
         raise ValueError(f"cannot carve a validation split out of {n} training example(s)")
     n_val = min(n - 1, max(1, round(fraction * n)))
@@ -48,14 +65,14 @@ def carve(n: int, data_seed: int, fraction: float = 0.1) -> dict[str, np.ndarray
 
 
 def select(split: str, source: Callable[[str], Any], data_seed: int,
-           official_val: bool = False):
+           official_val: bool = False, fraction: float = DEFAULT_FRACTION):
     """The `datasets.Dataset` of `split` from `source(name)`, which loads the source's own splits.
 
     `official_val`: the source has its own 'val' split (read as is); otherwise 'train' and 'val'
-    are carved from `source('train')` by `carve`.
+    are carved from `source('train')` by `carve` (a share `fraction` for 'val').
     """
     check_split(split)
     if split == "test" or official_val:
         return source(split)
     full = source("train")
-    return full.select(carve(len(full), data_seed)[split].tolist())
+    return full.select(carve(len(full), data_seed, fraction)[split].tolist())
