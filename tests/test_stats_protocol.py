@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 
 from bench import stats
+from bench.verdicts import verdict
+
+nan = float("nan")
 
 
 def series(values, seeds=None) -> pd.Series:
@@ -72,7 +75,7 @@ def test_unmatched_seeds_are_named_and_left_out() -> None:
 def test_one_pair_has_no_interval_nor_p() -> None:
     result = stats.paired_test(series([1.0]), series([0.0]), "min")
     assert result["n"] == 1 and math.isnan(result["lo"]) and math.isnan(result["p"])
-    assert stats.verdict(result["diff"], result["p"], "min") == "no evidence"
+    assert verdict((result["diff"], nan, nan), result["p"], "min") == "no evidence"
 
 
 @pytest.mark.parametrize(("diff", "p", "direction", "expected"), [
@@ -84,12 +87,12 @@ def test_one_pair_has_no_interval_nor_p() -> None:
     (-1.0, float("nan"), "min", "no evidence"),
 ])
 def test_verdict_words(diff: float, p: float, direction: str, expected: str) -> None:
-    assert stats.verdict(diff, p, direction) == expected
+    assert verdict((diff, nan, nan), p, direction) == expected
 
 
 def test_verdict_rejects_an_unknown_direction() -> None:
     with pytest.raises(ValueError, match="'min' or 'max'"):
-        stats.verdict(1.0, 0.01, "lower")
+        verdict((1.0, nan, nan), 0.01, "lower")
 
 
 def test_add_verdicts_corrects_across_the_table() -> None:
