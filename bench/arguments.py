@@ -91,6 +91,19 @@ def existing_results(text: str) -> Path:
     return path
 
 
+REPORT_FORMATS = ("md", "tex", "csv")
+
+
+def report_formats(text: str) -> str:
+    """'md,tex' -> 'md,tex': each of md, tex, csv, at least one."""
+    values = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [v for v in values if v not in REPORT_FORMATS]
+    if bad or not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated formats from "
+                                         f"{', '.join(REPORT_FORMATS)}, got {text!r}")
+    return ",".join(values)
+
+
 def build_parser(description: str = "") -> argparse.ArgumentParser:
     parser = OneLineParser(prog="dlc-bench", description=description)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -126,21 +139,32 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                      help="no progress bars (default: one bar over the cells, and a per-epoch bar "
                           "with the sequential executor on a terminal)")
 
-    lst = sub.add_parser("list", help="cells of a results folder with status and reason (reads only)")
+    lst = sub.add_parser("list", help="cells of a results folder with status and reason (reads "
+                                      "only; on a tuning folder: where its runs are)")
     lst.add_argument("results", type=existing_results)
 
     sub.add_parser("catalog", help="what can be run: tasks, models, objectives, scales and "
-                                   "matrices under gin/, each with the first line of its comment")
+                                   "matrices under gin/, each with the first sentence of its "
+                                   "comment")
 
     col = sub.add_parser("collect", help="rebuild a results folder's tables from its run folders")
     col.add_argument("results", type=existing_results)
     col.add_argument("--force", action="store_true",
                      help="rebuild even if done runs lose their rows (damaged or deleted folders)")
 
-    rep = sub.add_parser("report", help="tables and figures from a results folder (reads it only)")
+    rep = sub.add_parser("report", help="tables and figures of a results folder, or the protocol "
+                                        "report of a tuning folder (reads RESULTS, writes "
+                                        "RESULTS/report or --out)")
     rep.add_argument("results", type=existing_results)
     rep.add_argument("--out", type=results_folder, help="output folder (default RESULTS/report)")
-    rep.add_argument("--format", default="md,tex,csv", help="table formats")
+    rep.add_argument("--format", default="md,tex,csv", type=report_formats,
+                     help="comma-separated, any of md, tex, csv (default md,tex,csv); figures "
+                          "are drawn as PNG with md and as PDF with tex")
+    rep.add_argument("--max-columns", type=positive,
+                     help="metric columns per table (default 4 per final table, 2 per "
+                          "difference table); wider tables are split, never shrunk")
+    rep.add_argument("--wide", action="store_true",
+                     help="LaTeX table* floats (both columns of a two-column paper)")
     rep.add_argument("--baseline", default="plain", help="objective the others are compared with")
 
     from bench.tune import add_parser as add_tune

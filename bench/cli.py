@@ -5,8 +5,9 @@ What each command reads and writes:
 * `run MATRIX`: checks every argument and builds every cell first (nothing is written on an
   error), then, holding the results folder's lock, runs the cells that are not done and rebuilds
   the tables (never dropping the rows of a done run; see `bench.result_tables`).
-* `list RESULTS`, `report RESULTS`: read only (`report` writes its files under `--out`, default
-  `RESULTS/report`).
+* `list RESULTS`: reads only (on a tuning folder it points to `final/` and `trials/`).
+* `report RESULTS`: reads RESULTS, writes `RESULTS/report` (or `--out`); on a tuning folder, the
+  protocol report (`bench.report_protocol`).
 * `collect RESULTS [--force]`: rebuilds the tables from the run folders.
 * `catalog`: what can be run (reads gin/); `tune MATRIX`: see `bench.tune`.
 
@@ -28,6 +29,7 @@ from filelock import FileLock, Timeout
 from bench.arguments import build_parser
 from bench.config import ConfigError, resolve
 from bench.executors import Resources, execute
+from bench.folders import SWEEP_COPY, is_tune_folder, tune_hint
 from bench.result_tables import TablesWouldShrink, collect, read_tables
 from bench.schema import Status
 from bench.store import clean_staging, inspect_run, is_done, record_status, runs_dir
@@ -48,6 +50,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     matrix_path = resolve("matrices", args.matrix)
     results = args.results or REPO / "results" / matrix_path.stem
+    if is_tune_folder(results):
+        raise UsageError(f"{results} holds a tuning folder (`bench tune`), not `run` results; "
+                         "`run` writes only into a results folder: pass --results DIR")
     cells = []
     parts = load_matrix(matrix_path)
     if args.tasks and len(parts) > 1:  # each part keeps its own family's models
@@ -171,6 +176,9 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if is_tune_folder(args.results):
+        print(tune_hint(args.results))
+        return 0
     _, runs = read_tables(args.results)
     if runs.empty:
         print(f"no runs in {args.results}")
@@ -198,12 +206,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from bench.report import write_report
     from bench.report.data import ReportInputError
+    from bench.report.index import TableLayout
 
     out = args.out or args.results / "report"
+    layout = TableLayout(*(2 * [args.max_columns] if args.max_columns else []), wide=args.wide)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            write_report(args.results, out, formats=_csv(args.format), baseline=args.baseline)
+            if is_tune_folder(args.results):
+                _report_tune(args.results, out, args.baseline)
+            else:
+                write_report(args.results, out, formats=_csv(args.format), baseline=args.baseline,
+                             layout=layout)
     except ReportInputError as err:
         raise UsageError(str(err)) from None
     except PermissionError as err:
@@ -213,6 +227,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"warning: {warning.message}", file=sys.stderr)
     print(f"report written to {out}")
     return 0
+
+
+def _report_tune(folder: Path, out: Path, baseline: str) -> None:
+    """The protocol report of a tuning folder, from its copy of the sweep file."""
+    from bench.report_protocol import write_protocol_report
+    from bench.sweep import load_sweep
+
+    sweep = folder / SWEEP_COPY
+    if not sweep.is_file():
+        raise UsageError(f"{sweep}: not found; a tuning folder keeps the sweep file it ran with "
+                         "there (`bench tune` writes it): copy that sweep file to this path")
+    write_protocol_report(folder, load_sweep(sweep), baseline, report=out)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.report.tables import PREAMBLE
 from bench.store import atomic_write_frame, atomic_write_text
 
 BASELINE = "plain"
@@ -88,35 +89,17 @@ def comparison_table(values: pd.DataFrame, baseline: str = BASELINE) -> pd.DataF
     return stats.add_verdicts(table) if len(table) else table
 
 
-def _comparison_markdown(table: pd.DataFrame, baseline: str) -> str:
-    from tabulate import tabulate
+def _write_table(table: pd.DataFrame, stem: Path, baseline: str, title: str) -> str:
+    """`stem.{md,csv,tex}` of a comparison table; returns the Markdown."""
+    from bench.report.protocol_tables import comparison_latex, comparison_markdown
 
-    if table.empty:
-        return "_no paired runs to compare_\n"
-    shown = pd.DataFrame({
-        "task": table["task"], "model": table["model"],
-        "metric": [f"{m} ({'↓' if d == 'min' else '↑'})" for m, d in
-                   zip(table["metric"], table["direction"])],
-        "objective": table["objective"],
-        "objective mean ± std (n)": [f"{m:.4g} ± {s:.2g} ({n})" for m, s, n in
-                                     zip(table["mean"], table["std"], table["runs"])],
-        f"{baseline} mean ± std (n)": [f"{m:.4g} ± {s:.2g} ({n})" for m, s, n in
-                                       zip(table["base_mean"], table["base_std"], table["base_runs"])],
-        "diff [95% CI]": [f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}] ({i})" for d, lo, hi, i in
-                          zip(table["diff"], table["lo"], table["hi"], table["interval"])],
-        "p": [f"{p:.3g}" for p in table["p"]],
-        "p (Holm)": [f"{p:.3g}" for p in table["p_holm"]],
-        "verdict": table["verdict"],
-        "unmatched seeds": [", ".join(map(str, u)) or "—" for u in table["unmatched"]],
-    })
-    return tabulate(shown, headers="keys", tablefmt="github", showindex=False) + "\n"
-
-
-def _write_table(table: pd.DataFrame, stem: Path, baseline: str) -> str:
-    text = _comparison_markdown(table, baseline)
+    text = comparison_markdown(table, baseline)
     atomic_write_text(stem.with_suffix(".md"), text)
     csv = table.assign(unmatched=table["unmatched"].map(json.dumps)) if len(table) else table
     atomic_write_frame(csv, stem.with_suffix(".csv"))
+    if len(table):
+        atomic_write_text(stem.with_suffix(".tex"), comparison_latex(
+            table, baseline, title, f"tab:{stem.name}".replace("_", "-")))
     return text
 
 
@@ -269,12 +252,13 @@ def compute_table(out: Path) -> pd.DataFrame:
     return wide.round(1).reset_index()
 
 
-def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
-    """Write `<out>/report/` (see the module docstring); returns its index.md."""
+def write_protocol_report(out: Path, sweep, baseline: str = BASELINE,
+                          report: Path | None = None) -> Path:
+    """Write `<out>/report/` (or `report`; see the module docstring); returns its index.md."""
     from tabulate import tabulate
 
     out = Path(out)
-    report = out / "report"
+    report = Path(report) if report else out / "report"
     figures = report / "figures"
     scores = pd.read_csv(out / "selected" / "trial_scores.csv")
     selected = pd.read_csv(out / "selected" / "selected.csv")
@@ -298,10 +282,13 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE) -> Path:
               tabulate(compute, headers="keys", tablefmt="github", showindex=False), ""]
     lines += [f"## Tuned: each objective's winner vs {baseline}'s winner (test split)", "",
               "Paired by final seed; interval: t below 10 pairs, BCa from 10; p: exact sign-flip "
-              "permutation; Holm across the rows of this table; 'better'/'worse' only where the "
-              "corrected p < 0.05.", "", _write_table(tuned, report / "comparisons", baseline)]
+              "permutation; Holm across the rows of this table; 'better' ▲ / 'worse' ▼ only where "
+              "the corrected p < 0.05. LaTeX: `comparisons.tex` and `budget0.tex`, with "
+              "`\\input{preamble}` (`preamble.tex`) in the document's preamble.", "",
+              _write_table(tuned, report / "comparisons", baseline, "Tuned comparison")]
     lines += [f"## Budget 0: the one-shot defaults vs {baseline}'s defaults (same seeds)", "",
-              _write_table(default, report / "budget0", baseline)]
+              _write_table(default, report / "budget0", baseline, "Budget 0 (one-shot defaults)")]
+    atomic_write_text(report / "preamble.tex", PREAMBLE)
     problems = final.assign(problem=final["task"] + "/" + final["model"])
     across, left_out = _across(problems, baseline)
     if len(across):

@@ -31,6 +31,7 @@ from filelock import FileLock, Timeout
 
 from bench.cell import Cell
 from bench.config import ConfigError, resolve
+from bench.folders import SWEEP_COPY
 from bench.matrix import Matrix, combinations, expand_cells, load_matrix
 from bench.result_tables import collect
 from bench.select import select, selected_path, trial_scores
@@ -250,6 +251,7 @@ def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _phases(parts, sweep, out, args)
     out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / SWEEP_COPY, Path(sweep.source).read_text())  # `report` reads it
     lock = FileLock(str(out / ".tune.lock"))  # one driver per tuning folder (staging clean-up)
     try:
         lock.acquire(timeout=0)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +104,25 @@ def _finish(fig, axes, title: str) -> None:
     fig.tight_layout()
 
 
+#: the image files `_save` writes (PNG for Markdown, PDF for LaTeX); see `figure_formats`
+IMAGE_SUFFIXES: ContextVar[tuple[str, ...]] = ContextVar("IMAGE_SUFFIXES", default=(".png", ".pdf"))
+
+
+@contextmanager
+def figure_formats(table_formats: Sequence[str]):
+    """Within the block, figures are drawn as PNG when `table_formats` has 'md' and as PDF when
+    it has 'tex' (their CSV always)."""
+    token = IMAGE_SUFFIXES.set(tuple(s for f, s in (("md", ".png"), ("tex", ".pdf"))
+                                     if f in table_formats))
+    try:
+        yield
+    finally:
+        IMAGE_SUFFIXES.reset(token)
+
+
 def _save(fig, data: pd.DataFrame, path: Path) -> list[Path]:
-    """PNG + PDF of `fig` and the CSV of `data` (with the colour and marker of each objective's
-    line); returns the three paths."""
+    """The images of `fig` (`IMAGE_SUFFIXES`) and the CSV of `data` (with the colour and marker
+    of each objective's line); returns the paths written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if "objective" in data:
         styles = [REFERENCE_STYLE["color"] if ref is True else style(o)[0]
@@ -112,6 +130,8 @@ def _save(fig, data: pd.DataFrame, path: Path) -> list[Path]:
         data = data.assign(colour=styles, marker=[style(o)[1] for o in data["objective"]])
     written = []
     for suffix, metadata in ((".png", {}), (".pdf", {"CreationDate": None})):  # reproducible
+        if suffix not in IMAGE_SUFFIXES.get():
+            continue
         fig.savefig(path.with_suffix(suffix), dpi=150, bbox_inches="tight", metadata=metadata)
         written.append(path.with_suffix(suffix))
     pyplot().close(fig)

@@ -219,22 +219,23 @@ def write_report(results: Path, out: Path | None = None, formats: Sequence[str] 
     metrics, legacy_gap = drop_legacy_gap(metrics)
     metrics, runs = with_family(metrics, runs), with_family(runs, runs)
     values = final_values(metrics)
-    for family in sorted(metrics.family.unique()):
-        in_family = values.task.isin(metrics.task[metrics.family == family])
-        if in_family.any():
-            _, fam_lines = family_tables(family, values[in_family], runs[runs.family == family],
-                                         directions, out / "tables", formats, baseline,
-                                         legacy_gap, layout)
-            lines += fam_lines
-        else:
-            lines += [f"## {family}", ""]
-        if legacy_base_loss(runs[runs.family == family]):
-            lines += ["Training figures: these runs predate the explicit base loss; the left panel "
-                      "shows each objective's logged `train_original`, which for target_noise is "
-                      "its loss at the perturbed targets, not the task's base loss.", ""]
-        for task in sorted(metrics.task[metrics.family == family].unique()):
-            lines += _task_figures(task, metrics[metrics.task == task], out / "figures")
-    lines += _across_tasks(values, out)
+    with figures.figure_formats(formats):  # PNG for md, PDF for tex
+        for family in sorted(metrics.family.unique()):
+            in_family = values.task.isin(metrics.task[metrics.family == family])
+            if in_family.any():
+                _, fam_lines = family_tables(family, values[in_family], runs[runs.family == family],
+                                             directions, out / "tables", formats, baseline,
+                                             legacy_gap, layout)
+                lines += fam_lines
+            else:
+                lines += [f"## {family}", ""]
+            if legacy_base_loss(runs[runs.family == family]):
+                lines += ["Training figures: these runs predate the explicit base loss; the left panel "
+                          "shows each objective's logged `train_original`, which for target_noise is "
+                          "its loss at the perturbed targets, not the task's base loss.", ""]
+            for task in sorted(metrics.task[metrics.family == family].unique()):
+                lines += _task_figures(task, metrics[metrics.task == task], out / "figures")
+        lines += _across_tasks(values, out)
     lines += _hinge_section(metrics, out, formats)
     atomic_write_text(out / "index.md", "\n".join(lines) + "\n")
     return out
