@@ -9,7 +9,6 @@ Legends sit outside the axes; axes carry units (`bench.report.metadata`).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,36 +20,22 @@ import pandas as pd
 from bench import stats
 from bench.report.metadata import (
     ITERATION_LABELS,
+    NARROW_SPAN,
+    REFERENCE_METRICS,
     REFERENCE_MODELS,
     REFINEMENT_STARTS,
+    display_name,
     family_of,
     label,
+    model_label,
     objective_order,
     unit_of,
 )
-
-#: fixed (colour, marker) per known objective (Okabe-Ito colours, readable in greyscale by marker)
-KNOWN_STYLES: dict[str, tuple[str, str]] = {
-    "plain": ("#0072B2", "o"),
-    "dlc": ("#D55E00", "s"),
-    "dlc_max": ("#CC79A7", "D"),
-    "dlc_adversarial": ("#E69F00", "^"),
-    "target_noise": ("#009E73", "v"),
-    "margin": ("#56B4E9", "P"),
-}
-_FALLBACK_COLOURS = ("#882255", "#117733", "#332288", "#AA4499", "#44AA99", "#999933", "#661100",
-                     "#6699CC", "#888888", "#DDCC77")
-_FALLBACK_MARKERS = ("X", "*", "h", "<", ">", "p", "d", "8")
-REFERENCE_STYLE = dict(color="#444444", linestyle="--", marker=None)
-
-
-def style(objective: str) -> tuple[str, str]:
-    """(colour, marker) of an objective: fixed for known names, else from a hash of the name."""
-    if objective in KNOWN_STYLES:
-        return KNOWN_STYLES[objective]
-    digest = int(hashlib.sha256(objective.encode()).hexdigest(), 16)
-    return (_FALLBACK_COLOURS[digest % len(_FALLBACK_COLOURS)],
-            _FALLBACK_MARKERS[(digest // len(_FALLBACK_COLOURS)) % len(_FALLBACK_MARKERS)])
+from bench.report.palette import (  # noqa: F401 - KNOWN_STYLES re-exported
+    KNOWN_STYLES,  # noqa: F401
+    REFERENCE_STYLE,
+    style,
+)
 
 
 def _model_title(model: str) -> str:
@@ -91,6 +76,44 @@ def _draw(ax, curves: pd.DataFrame, x: str, reference: pd.DataFrame | None = Non
                     **REFERENCE_STYLE)
 
 
+def _note_narrow(ax, curves: pd.DataFrame) -> None:
+    """Say so on the axis when its y-range is narrower than NARROW_SPAN of the values' size (a
+    zoom that makes noise look like a trend)."""
+    if ax.get_yscale() == "log":
+        return
+    low, high = ax.get_ylim()
+    size = float(np.nanmax(np.abs(curves["mean"]))) if len(curves) else 0.0
+    if size > 0 and high - low < NARROW_SPAN * size:
+        ax.text(0.99, 0.02, f"y-axis zoomed: it spans {high - low:.2g} ({(high - low) / size:.1%} "
+                "of the values)", transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5,
+                color="#555555")
+
+
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    """`text` wrapped to lines that fit `width_in` inches at `fontsize` points (about 0.55 em
+    per character, 90% of the width)."""
+    import textwrap
+
+    chars = max(12, int(0.9 * width_in * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def _fit_text(fig, axes) -> None:
+    """Wrap the axis labels to the axes' size and the title to the figure's width, so that no
+    two texts overlap (`tests/test_figures_layout.py`)."""
+    width, height = fig.get_size_inches()
+    for ax in axes:
+        box = ax.get_position()
+        for get, set_, span in ((ax.get_xlabel, ax.set_xlabel, box.width * width),
+                                (ax.get_ylabel, ax.set_ylabel, box.height * height)):
+            size = (ax.xaxis if get == ax.get_xlabel else ax.yaxis).label.get_fontsize()
+            if get():
+                set_(_wrap(get(), span, size))
+    if fig._suptitle is not None:
+        fig._suptitle.set_text(_wrap(fig._suptitle.get_text(), width * 0.95,
+                                     fig._suptitle.get_fontsize()))
+
+
 def _finish(fig, axes, title: str) -> None:
     handles, labels = {}, []
     for ax in axes:
@@ -101,6 +124,7 @@ def _finish(fig, axes, title: str) -> None:
     axes[-1].legend([handles[t] for t in labels], labels, loc="upper left", fontsize=7,
                     bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0)
     fig.suptitle(title, fontsize=9)
+    _fit_text(fig, axes)
     fig.tight_layout()
 
 
@@ -177,7 +201,7 @@ def training_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) ->
     fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 2.8), squeeze=False)
     axes = list(axes[0])
     _draw(axes[0], base_curves, "epoch")
-    unit = unit_of(task, "base_loss")
+    unit = model_label(family_of(task, metrics), model, "base_loss", unit_of(task, "base_loss"))
     axes[0].set_ylabel("task's base loss" + (f"\n({unit})" if unit else ""))
     _log_if_positive(axes[0], base_curves["mean"])
     if panels == 2:
@@ -214,10 +238,12 @@ def iteration_figure(task: str, model: str, metrics: pd.DataFrame, metric: str, 
                     xycoords=("data", "axes fraction"), xytext=(0, 3), textcoords="offset points",
                     fontsize=7, color="#555555", ha="center", va="bottom")
     _log_if_positive(ax, pd.concat([curves["mean"], ref["mean"] if ref is not None else None]))
-    ax.set_xlabel(ITERATION_LABELS.get(family, "test-time solver iteration"))
+    ax.set_xlabel(model_label(family, model, "iteration",
+                              ITERATION_LABELS.get(family, "test-time solver iteration")))
     ax.set_ylabel(label(task, metric))
     _integer_ticks(ax)
-    _finish(fig, [ax], f"{task} · {_model_title(model)}: {metric.replace('_', ' ')} per iteration")
+    _note_narrow(ax, curves)
+    _finish(fig, [ax], f"{task} · {_model_title(model)}: {display_name(metric)} per iteration")
     drawn = curves if ref is None else pd.concat([curves, ref.rename(columns={"model": "objective"})
                                                   .assign(reference=True)])
     return _save(fig, drawn, path)
@@ -332,8 +358,9 @@ def task_model_figures(task: str, model: str, metrics: pd.DataFrame, folder: Pat
     stem = folder / f"{task}__{model}"
     made = training_figure(task, model, metrics, Path(f"{stem}_train"))
     for metric in ("distance", "mace", "rot_iso_deg", "optimality_gap") if iterations else ():
+        same = reference if metric in REFERENCE_METRICS else None  # never another model's h
         made += iteration_figure(task, model, metrics, metric,
-                                 Path(f"{stem}_test_iter_{metric}"), reference)
+                                 Path(f"{stem}_test_iter_{metric}"), same)
     made += success_figure(task, model, metrics, Path(f"{stem}_success_vs_threshold"))
     made += slice_figure(task, model, metrics, Path(f"{stem}_landscape_slice"))
     return made

@@ -136,6 +136,12 @@ REFINEMENT_STARTS: dict[tuple[str, str], tuple[int, str]] = {
     ("registration", "prnet"): (3, "ICP"),
 }
 
+#: metrics a reference model measures exactly as the trained models do (its line may share their
+#: axis); not `optimality_gap`, which each model measures on its own learned energy
+REFERENCE_METRICS = ("distance", "mace", "rot_iso_deg")
+#: a y-axis narrower than this share of the values' size says so on the plot
+NARROW_SPAN = 0.02
+
 #: models that have nothing to train: drawn as a reference (own style) in the other models' plots.
 REFERENCE_MODELS = ("icp",)
 
