@@ -130,3 +130,17 @@ def test_new_objectives_never_look_like_a_known_one() -> None:
         colour = style(name)[0]
         assert min(colour_distance(colour, k) for k in known) >= MIN_COLOUR_DISTANCE, name
     assert colour_distance("#6699CC", KNOWN_STYLES["plain"][0]) < MIN_COLOUR_DISTANCE  # the old
+
+
+def test_one_seed_draws_no_band_and_no_error_bars(monkeypatch, tmp_path: Path) -> None:
+    metrics = _rows("alignment1d_x", "conv1d", "alignment1d")
+    metrics = metrics[metrics.seed == 0]
+    made = {}
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, data, path: made.setdefault(
+        Path(path).name, (len(fig.axes[0].collections), len(fig.axes[0].lines))) and
+        save(fig, data, path))
+    figures.iteration_figure("alignment1d_x", "conv1d", metrics, "distance", tmp_path / "d")
+    figures.violation_figure(metrics[metrics.metric == "violation_rate"], tmp_path / "v")
+    assert made["d"][0] == 0  # no fill_between
+    assert made["v"] == (0, 0)  # bars only: no error-bar lines or caps

@@ -69,7 +69,9 @@ def _draw(ax, curves: pd.DataFrame, x: str, reference: pd.DataFrame | None = Non
         # markers of different objectives at different x, so coinciding lines stay readable
         ax.plot(curve[x], curve["mean"], color=colour, marker=marker, markersize=4,
                 markevery=(k % every, every), label=objective, linewidth=1.3)
-        ax.fill_between(curve[x], curve["lo"], curve["hi"], color=colour, alpha=0.15, linewidth=0)
+        if (curve["n"] > 1).any():  # one seed: no band (it would have width 0)
+            ax.fill_between(curve[x], curve["lo"], curve["hi"], color=colour, alpha=0.15,
+                            linewidth=0)
     if reference is not None:
         for name, curve in reference.groupby("model"):
             ax.plot(curve[x], curve["mean"], label=f"{name} alone", linewidth=1.3,
@@ -320,7 +322,8 @@ def violation_figure(values: pd.DataFrame, path: Path) -> list[Path]:
     for objective in sorted(bars.objective.unique(), key=order.get):
         rows = bars[bars.objective == objective]
         ax.barh(rows["y"], rows["mean"], height=0.85, color=style(objective)[0], label=objective,
-                xerr=[rows["mean"] - rows["lo"], rows["hi"] - rows["mean"]],
+                xerr=[rows["mean"] - rows["lo"], rows["hi"] - rows["mean"]]
+                if (rows["n"] > 1).any() else None,
                 error_kw=dict(linewidth=0.6, capsize=1.2))
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=7)
