@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.report.metadata import display_name
 from bench.report.tables import PREAMBLE
 from bench.store import atomic_write_frame, atomic_write_text
 
@@ -106,11 +107,14 @@ def _write_table(table: pd.DataFrame, stem: Path, baseline: str, title: str) -> 
 def _save(fig, data: pd.DataFrame, stem: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
+    from bench.report.figures import fit_text
+
     stem.parent.mkdir(parents=True, exist_ok=True)
+    fit_text(fig, fig.axes)  # labels wrapped to their axes: no text overlaps another
     fig.tight_layout()
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".csv")]
     fig.savefig(paths[0], dpi=120, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})  # reproducible
     plt.close(fig)
     atomic_write_frame(data, paths[2])
     return paths
@@ -152,8 +156,8 @@ def sensitivity_figure(scores: pd.DataFrame, sweep, task: str, model: str,
             ax.set_xticks(ticks, [f"{v:.2g}" for v in ticks], rotation=60, fontsize=7)
             ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(name.rsplit(".", 2)[-2] + "." + name.rsplit(".", 1)[-1])
-        ax.set_ylabel(f"validation {metric} ({'lower' if direction == 'min' else 'higher'} "
-                      "is better)")
+        ax.set_ylabel(f"validation {display_name(metric)} ("
+                      f"{'lower' if direction == 'min' else 'higher'} is better)")
         ax.legend(fontsize=8)
     fig.suptitle(f"{task} / {model}: sensitivity (each point one trial)")
     return _save(fig, data, out / f"sensitivity-{task}-{model}")
@@ -224,7 +228,8 @@ def budget_figure(out: Path, values_of: Callable[[Path], pd.DataFrame], sweep,
                             alpha=0.2)
         ax.set_xlabel("tuning budget (trials; 0 = one-shot default)" if panel == "test"
                       else "trials drawn (best of b, bootstrapped)")
-        ax.set_ylabel(f"{panel} {metric} ({'lower' if direction == 'min' else 'higher'} is better)")
+        ax.set_ylabel(f"{panel} {display_name(metric)} "
+                      f"({'lower' if direction == 'min' else 'higher'} is better)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     axes[0].set_title("selected config, final seeds (mean, 95% CI)", fontsize=9)

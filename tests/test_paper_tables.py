@@ -91,9 +91,25 @@ def test_report_format_is_checked_and_listed(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_report_on_a_tuning_folder_writes_latex_tables(tmp_path: Path) -> None:
+def test_report_on_a_tuning_folder_writes_latex_tables(tmp_path: Path, monkeypatch) -> None:
+    """On a copy of the committed tuning folder; its figures have no overlapping text."""
+    from bench import report_protocol
+    from bench.report.figures import fit_text
+    from tests.test_figures_layout import _overlaps
+
+    overlaps, save = {}, report_protocol._save
+
+    def keep(fig, data, stem):
+        fit_text(fig, fig.axes)  # the layout `_save` makes, then the check, then the save
+        fig.tight_layout()
+        fig.canvas.draw()
+        overlaps[stem.name] = _overlaps(fig)
+        return save(fig, data, stem)
+
+    monkeypatch.setattr(report_protocol, "_save", keep)
     copy = tmp_path / "cpu"
     shutil.copytree(REPO / "results" / "cpu", copy, ignore=shutil.ignore_patterns("report"))
     assert main(["report", str(copy)]) == 0
+    assert overlaps and not {k: v for k, v in overlaps.items() if v}
     tex = (copy / "report" / "comparisons.tex").read_text()
     assert r"\blacktriangle" in tex and r"\blacktriangledown" in tex and "Holm" in tex

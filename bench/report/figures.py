@@ -100,7 +100,7 @@ def _wrap(text: str, width_in: float, fontsize: float) -> str:
     return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
 
 
-def _fit_text(fig, axes) -> None:
+def fit_text(fig, axes) -> None:
     """Wrap the axis labels to the axes' size and the title to the figure's width, so that no
     two texts overlap (`tests/test_figures_layout.py`)."""
     width, height = fig.get_size_inches()
@@ -126,7 +126,7 @@ def _finish(fig, axes, title: str) -> None:
     axes[-1].legend([handles[t] for t in labels], labels, loc="upper left", fontsize=7,
                     bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0)
     fig.suptitle(title, fontsize=9)
-    _fit_text(fig, axes)
+    fit_text(fig, axes)
     fig.tight_layout()
 
 

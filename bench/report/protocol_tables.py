@@ -78,9 +78,10 @@ def _two_lines(metric: str) -> tuple[str, str]:
     return head, tail.removesuffix(")")
 
 
-def _stack(top: str, bottom: str) -> str:
+def _stack(top: str, bottom: str, align: str = "l") -> str:
     """Two lines in one LaTeX cell (the second smaller)."""
-    return rf"\begin{{tabular}}[c]{{@{{}}l@{{}}}}{top} \\ {{\scriptsize {bottom}}}\end{{tabular}}"
+    return (rf"\begin{{tabular}}[c]{{@{{}}{align}@{{}}}}{top} \\ {{\scriptsize {bottom}}}"
+            r"\end{tabular}")
 
 
 def comparison_latex(table: pd.DataFrame, baseline: str, title: str, label: str) -> str:
@@ -102,9 +103,9 @@ def comparison_latex(table: pd.DataFrame, baseline: str, title: str, label: str)
         f"{latex_escape(baseline)}\nmean $\\pm$ std": [
             format_mean_std(m, s, n, latex=True)
             for m, s, n in zip(table["base_mean"], table["base_std"], table["base_runs"])],
-        "difference\n[95\\% CI]": diffs,
-        "$p$\nHolm $p$": [_stack(latex_text(p), latex_text(h))
-                           for p, h in zip(text["p"], text["p (Holm)"])],
+        "difference [95\\% CI]\n$p$, Holm $p$": [
+            _stack(d, latex_text(f"p {p}, Holm {h}"), "r")
+            for d, p, h in zip(diffs, text["p"], text["p (Holm)"])],
     })
     runs = sorted(set(table["runs"]) | set(table["base_runs"]))
     caption = latex_text(CAPTION.format(title=title, baseline=baseline, rows=len(table),
