@@ -4,7 +4,7 @@
 writes only into `<results>/report/` (or `out`):
 
 * `tables/<family>_final_<group>.{md,tex,csv}`: per (task, model, objective) the final metrics
-  of one metric group as mean ± std over seeds (at most 5 metric columns per table);
+  of one metric group as mean ± std over seeds (at most 4 metric columns per table, `TableLayout`);
 * `tables/<family>_vs_<baseline>_<group>.{md,tex,csv}`: paired differences with 95% bootstrap CIs;
 * `tables/preamble.tex` (packages the tables need), `tables/cells.md`, `tables/profile_area.md`;
 * `figures/<task>__<model>_*.{png,pdf,csv}` and the cross-task figures;

@@ -4,7 +4,9 @@ A table is computed once as a tidy frame (`final_table`, `difference_table`) and
 that frame to Markdown and LaTeX (`render`). Columns are split into groups of at most
 `MAX_METRIC_COLUMNS` metrics (`column_groups`), in numeric order (success@3 before success@10).
 Bold marks the best mean per task and metric only where the metric declares a direction in
-run.json, values differ, and the metric is not a constant baseline (`trivial_*`).
+run.json, there is more than one seed, the printed means differ (equal printed means: bold on
+both sides or neither), and the metric is not a constant baseline (`trivial_*`). Difference
+tables mark the verdict (`bench.verdicts`) both ways, with p and Holm p under each interval.
 """
 
 from __future__ import annotations
