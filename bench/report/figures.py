@@ -318,7 +318,7 @@ def violation_figure(values: pd.DataFrame, path: Path) -> list[Path]:
         position += len(group) + 0.8
     bars = bars.drop(columns="rank").assign(y=y)
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 0.16 * position + 0.8))
+    fig, ax = plt.subplots(figsize=(5.6, max(2.4, 0.16 * position + 0.8)))
     for objective in sorted(bars.objective.unique(), key=order.get):
         rows = bars[bars.objective == objective]
         ax.barh(rows["y"], rows["mean"], height=0.85, color=style(objective)[0], label=objective,
