@@ -90,6 +90,19 @@ def test_report_format_is_checked_and_listed(tmp_path: Path, capsys) -> None:
     assert "reads it only" not in text and "md, tex, csv" in " ".join(text.split())
 
 
+def test_format_tex_draws_pdf_figures_only(tmp_path: Path) -> None:
+    from bench.report import write_report
+    from bench.result_tables import collect
+    from tests.test_report import _fake_results
+
+    _fake_results(tmp_path / "results")
+    collect(tmp_path / "results")
+    write_report(tmp_path / "results", tmp_path / "out", formats=["tex"])
+    made = {p.suffix for p in (tmp_path / "out" / "figures").iterdir()}
+    assert ".pdf" in made and ".png" not in made
+    assert not list((tmp_path / "out" / "tables").glob("*_final_*.md"))
+
+
 @pytest.mark.slow
 def test_report_on_a_tuning_folder_writes_latex_tables(tmp_path: Path, monkeypatch) -> None:
     """On a copy of the committed tuning folder; its figures have no overlapping text."""

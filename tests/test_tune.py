@@ -81,6 +81,11 @@ def test_tuning_phase_writes_no_test_metric(tuned) -> None:
     assert lr[("plain", 0)] == lr[("dlc", 0)] and lr[("plain", 1)] == lr[("dlc", 1)]
 
 
+def test_the_tuning_folder_keeps_its_sweep_file(tuned) -> None:
+    matrix, out = tuned  # `report OUT` reads it to write the protocol report
+    assert (out / "sweep.gin").read_text() == (matrix.parent / "sweep.gin").read_text()
+
+
 def test_a_tuning_cell_refuses_the_test_split(tmp_path: Path, tuned) -> None:
     matrix, _ = tuned
     part = replace(load_matrix(matrix)[0], objectives=["plain"])
@@ -134,6 +139,8 @@ def test_final_phase_runs_fresh_seeds_on_test_and_reports(tuned) -> None:
     table = pd.read_csv(out / "report" / "comparisons.csv")
     assert table["verdict"].iloc[0] in ("better", "worse", "no evidence")
     assert table["n"].iloc[0] == 2
+    assert bench_cli("report", str(out), "--out", str(out / "again")) == 0  # from sweep.gin
+    assert "Holm" in (out / "again" / "comparisons.tex").read_text()
 
 
 def test_unequal_budgets_are_refused_unless_allowed(tmp_path: Path,
