@@ -165,22 +165,32 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                           help="time a few training steps and one evaluation batch of each "
                                "(task, model, objective) on --device instead")
 
-    lst = sub.add_parser("list", help="cells of a results folder with status and reason (reads only)")
+    lst = sub.add_parser("list", help="cells of a results folder with status and reason (reads "
+                                      "only; on a tuning folder: where its runs are)")
     lst.add_argument("results", type=existing_results)
 
     sub.add_parser("catalog", help="what can be run: tasks, models, objectives, scales and "
-                                   "matrices under gin/, each with the first line of its comment")
+                                   "matrices under gin/, each with the first sentence of its "
+                                   "comment")
 
     col = sub.add_parser("collect", help="rebuild a results folder's tables from its run folders")
     col.add_argument("results", type=existing_results)
     col.add_argument("--force", action="store_true",
                      help="rebuild even if done runs lose their rows (damaged or deleted folders)")
 
-    rep = sub.add_parser("report", help="tables and figures from a results folder (reads it only)")
+    rep = sub.add_parser("report", help="tables and figures of a results folder, or the protocol "
+                                        "report of a tuning folder (reads RESULTS, writes "
+                                        "RESULTS/report or --out)")
     rep.add_argument("results", type=existing_results)
     rep.add_argument("--out", type=results_folder, help="output folder (default RESULTS/report)")
     rep.add_argument("--format", type=formats, default=list(FORMATS),
-                     help=f"table formats, comma-separated ({', '.join(FORMATS)}; default all)")
+                     help=f"table formats, comma-separated ({', '.join(FORMATS)}; default all); figures "
+                          "are drawn as PNG with md and as PDF with tex")
+    rep.add_argument("--max-columns", type=positive,
+                     help="metric columns per table (default 4 per final table, 2 per "
+                          "difference table); wider tables are split, never shrunk")
+    rep.add_argument("--wide", action="store_true",
+                     help="LaTeX table* floats (both columns of a two-column paper)")
     rep.add_argument("--baseline", help="objective the others are compared with (default plain; "
                                         "must be an objective of RESULTS)")
 

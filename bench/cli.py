@@ -10,8 +10,9 @@ What each command reads and writes:
   a matrix's cells that differ from their finished run only in evaluation settings, or every done
   run of a results folder.
 * `estimate MATRIX [--from RESULTS | --calibrate]`: what `run` would cost (runs nothing).
-* `list RESULTS`, `report RESULTS`: read only (`report` writes its files under `--out`, default
-  `RESULTS/report`).
+* `list RESULTS`: reads only (on a tuning folder it points to `final/` and `trials/`).
+* `report RESULTS`: reads RESULTS, writes `RESULTS/report` (or `--out`); on a tuning folder, the
+  protocol report (`bench.report_protocol`).
 * `collect RESULTS [--force]`: rebuilds the tables from the run folders.
 * `catalog`: what can be run (reads gin/); `tune MATRIX`: see `bench.tune`.
 
@@ -49,10 +50,14 @@ def expand_arguments(args: argparse.Namespace) -> tuple[Path, Path, list]:
     """(matrix file, results folder, cells) of a `run`/`evaluate` command line: the matrix's
     parts with the command line's axes, seeds, scale, timeout, gin files and bindings."""
     from bench.cell_runner import unique_cells
+    from bench.folders import is_tune_folder
     from bench.matrix import expand_cells, load_matrix, restrict_tasks
 
     matrix_path = resolve("matrices", args.matrix)
     results = args.results or REPO / "results" / matrix_path.stem
+    if is_tune_folder(results):
+        raise UsageError(f"{results} holds a tuning folder (`bench tune`), not `run` results; "
+                         "`run` writes only into a results folder: pass --results DIR")
     cells = []
     parts = load_matrix(matrix_path)
     if args.tasks and len(parts) > 1:  # each part keeps its own family's models
@@ -220,8 +225,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from bench.folders import is_tune_folder, tune_hint
     from bench.result_tables import read_tables
 
+    if is_tune_folder(args.results):
+        print(tune_hint(args.results))
+        return 0
     _, runs = read_tables(args.results)
     if runs.empty:
         print(f"no runs in {args.results}")
@@ -249,16 +258,25 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import warnings
 
+    from bench.folders import is_tune_folder
     from bench.report import write_report
     from bench.report.data import ReportInputError
+    from bench.report.index import TableLayout
 
     out = args.out or args.results / "report"
-    if args.baseline is not None:
+
+    tune_folder = is_tune_folder(args.results)
+    if args.baseline is not None and not tune_folder:
         _check_baseline(args.results, args.baseline)
+    layout = TableLayout(*(2 * [args.max_columns] if args.max_columns else []), wide=args.wide)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            write_report(args.results, out, formats=args.format, baseline=args.baseline or "plain")
+            if tune_folder:
+                _report_tune(args.results, out, args.baseline or "plain")
+            else:
+                write_report(args.results, out, formats=args.format,
+                             baseline=args.baseline or "plain", layout=layout)
     except ReportInputError as err:
         raise UsageError(str(err)) from None
     except OSError as err:
@@ -281,6 +299,19 @@ def _check_baseline(results: Path, baseline: str) -> None:
     if baseline not in objectives:
         raise UsageError(f"--baseline {baseline!r} is not an objective of {results}; choose from "
                          f"{', '.join(objectives) or '(none: no runs yet)'}")
+
+
+def _report_tune(folder: Path, out: Path, baseline: str) -> None:
+    """The protocol report of a tuning folder, from its copy of the sweep file."""
+    from bench.folders import SWEEP_COPY
+    from bench.report_protocol import write_protocol_report
+    from bench.sweep import load_sweep
+
+    sweep = folder / SWEEP_COPY
+    if not sweep.is_file():
+        raise UsageError(f"{sweep}: not found; a tuning folder keeps the sweep file it ran with "
+                         "there (`bench tune` writes it): copy that sweep file to this path")
+    write_protocol_report(folder, load_sweep(sweep), baseline, report=out)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

@@ -33,6 +33,8 @@ import pandas as pd
 
 from bench import stats
 from bench.protocol_tables import protocol_sections
+from bench.report.metadata import display_name
+from bench.report.tables import PREAMBLE
 from bench.store import atomic_write_frame, atomic_write_text
 from bench.verdicts import qualify, reference_scores
 
@@ -99,46 +101,31 @@ def comparison_table(values: pd.DataFrame, baseline: str = BASELINE, feasibility
     return qualify(table, feasibility, reference_scores(values)) if len(table) else table
 
 
-def _comparison_markdown(table: pd.DataFrame, baseline: str) -> str:
-    from tabulate import tabulate
+def _write_table(table: pd.DataFrame, stem: Path, baseline: str, title: str) -> str:
+    """`stem.{md,csv,tex}` of a comparison table; returns the Markdown."""
+    from bench.report.protocol_tables import comparison_latex, comparison_markdown
 
-    if table.empty:
-        return "_no paired runs to compare_\n"
-    shown = pd.DataFrame({
-        "task": table["task"], "model": table["model"],
-        "metric": [f"{m} ({'↓' if d == 'min' else '↑'})" for m, d in
-                   zip(table["metric"], table["direction"])],
-        "objective": table["objective"], "class": table["class"],
-        "objective mean ± std (n)": [f"{m:.4g} ± {s:.2g} ({n})" for m, s, n in
-                                     zip(table["mean"], table["std"], table["runs"])],
-        f"{baseline} mean ± std (n)": [f"{m:.4g} ± {s:.2g} ({n})" for m, s, n in
-                                       zip(table["base_mean"], table["base_std"], table["base_runs"])],
-        "diff [95% CI]": [f"{d:+.3g} [{lo:+.3g}, {hi:+.3g}] ({i})" for d, lo, hi, i in
-                          zip(table["diff"], table["lo"], table["hi"], table["interval"])],
-        "p": [f"{p:.3g}" for p in table["p"]],
-        "p (Holm, valid rows)": [f"{p:.3g}" if np.isfinite(p) else "—" for p in table["p_holm"]],
-        "verdict": table["verdict"],
-        "unmatched seeds": [", ".join(map(str, u)) or "—" for u in table["unmatched"]],
-    })
-    return tabulate(shown, headers="keys", tablefmt="github", showindex=False) + "\n"
-
-
-def _write_table(table: pd.DataFrame, stem: Path, baseline: str) -> str:
-    text = _comparison_markdown(table, baseline)
+    text = comparison_markdown(table, baseline)
     atomic_write_text(stem.with_suffix(".md"), text)
     csv = table.assign(unmatched=table["unmatched"].map(json.dumps)) if len(table) else table
     atomic_write_frame(csv, stem.with_suffix(".csv"))
+    if len(table):
+        atomic_write_text(stem.with_suffix(".tex"), comparison_latex(
+            table, baseline, title, f"tab:{stem.name}".replace("_", "-")))
     return text
 
 
 def _save(fig, data: pd.DataFrame, stem: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
+    from bench.report.figures import fit_text
+
     stem.parent.mkdir(parents=True, exist_ok=True)
+    fit_text(fig, fig.axes)  # labels wrapped to their axes: no text overlaps another
     fig.tight_layout()
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".csv")]
     fig.savefig(paths[0], dpi=120, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})  # reproducible
     plt.close(fig)
     atomic_write_frame(data, paths[2])
     return paths
@@ -180,8 +167,8 @@ def sensitivity_figure(scores: pd.DataFrame, sweep, task: str, model: str,
             ax.set_xticks(ticks, [f"{v:.2g}" for v in ticks], rotation=60, fontsize=7)
             ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(name.rsplit(".", 2)[-2] + "." + name.rsplit(".", 1)[-1])
-        ax.set_ylabel(f"validation {metric} ({'lower' if direction == 'min' else 'higher'} "
-                      "is better)")
+        ax.set_ylabel(f"validation {display_name(metric)} ("
+                      f"{'lower' if direction == 'min' else 'higher'} is better)")
         ax.legend(fontsize=8)
     fig.suptitle(f"{task} / {model}: sensitivity (each point one trial)")
     return _save(fig, data, out / f"sensitivity-{task}-{model}")
@@ -252,7 +239,8 @@ def budget_figure(out: Path, values_of: Callable[[Path], pd.DataFrame], sweep,
                             alpha=0.2)
         ax.set_xlabel("tuning budget (trials; 0 = one-shot default)" if panel == "test"
                       else "trials drawn (best of b, bootstrapped)")
-        ax.set_ylabel(f"{panel} {metric} ({'lower' if direction == 'min' else 'higher'} is better)")
+        ax.set_ylabel(f"{panel} {display_name(metric)} "
+                      f"({'lower' if direction == 'min' else 'higher'} is better)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     axes[0].set_title("selected config, final seeds (mean, 95% CI)", fontsize=9)
@@ -262,16 +250,17 @@ def budget_figure(out: Path, values_of: Callable[[Path], pd.DataFrame], sweep,
 
 
 def write_protocol_report(out: Path, sweep, baseline: str = BASELINE,
-                          run_ids: set[str] | None = None, feasibility=None) -> Path:
-    """Write `<out>/report/` (see the module docstring); returns its index.md. `run_ids`: the
-    final phase's cells (`bench.tune.final_cells`); only their runs are read, so runs of an
-    earlier winner left in `final/` by a changed sweep never count. `feasibility`: the
+                          run_ids: set[str] | None = None, feasibility=None,
+                          report: Path | None = None) -> Path:
+    """Write `<out>/report/` (or `report`; see the module docstring); returns its index.md.
+    `run_ids`: the final phase's cells (`bench.tune.final_cells`); only their runs are read, so
+    runs of an earlier winner left in `final/` by a changed sweep never count. `feasibility`: the
     feasibility table (`bench.verdicts.read_feasibility`; default `<out>/feasibility.csv` when
     present)."""
     from tabulate import tabulate
 
     out = Path(out)
-    report = out / "report"
+    report = Path(report) if report else out / "report"
     figures = report / "figures"
     scores = pd.read_csv(out / "selected" / "trial_scores.csv")
     selected = pd.read_csv(out / "selected" / "selected.csv")
@@ -295,10 +284,13 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE,
               "Paired by final seed; interval: t below 10 pairs, BCa from 10; p: exact sign-flip "
               "permutation; class (bench.verdicts): valid / ill-posed / floor / non-iterative; "
               "Holm across the valid rows only (not those whose selected weight is at the plain "
-              "limit: 'reduced to plain'); 'better'/'worse' only where the corrected p < 0.05.",
-              "", _write_table(tuned, report / "comparisons", baseline)]
+              "limit: 'reduced to plain'); 'better' ▲ / 'worse' ▼ only where the corrected "
+              "p < 0.05. LaTeX: `comparisons.tex` and `budget0.tex`, with `\\input{preamble}` "
+              "(`preamble.tex`) in the document's preamble.", "",
+              _write_table(tuned, report / "comparisons", baseline, "Tuned comparison")]
     lines += [f"## Budget 0: the one-shot defaults vs {baseline}'s defaults (same seeds)", "",
-              _write_table(default, report / "budget0", baseline)]
+              _write_table(default, report / "budget0", baseline, "Budget 0 (one-shot defaults)")]
+    atomic_write_text(report / "preamble.tex", PREAMBLE)
     problems = final.assign(problem=final["task"] + "/" + final["model"])
     across, left_out = _across(problems, baseline)
     if len(across):

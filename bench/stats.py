@@ -33,10 +33,8 @@ from statsmodels.stats.multitest import multipletests
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_SAMPLES = 2000
 CI_LEVEL = 0.95
-ALPHA = 0.05
 EXACT_PERMUTATION_MAX_N = 16  # 2^16 sign patterns; above this, a seeded Monte Carlo draw of 10^5
 DIRECTIONS = ("min", "max")
-VERDICTS = ("better", "worse", "no evidence")
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
@@ -141,29 +139,6 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     finite = np.isfinite(p)
     if finite.any():
         out[finite] = multipletests(p[finite], method="holm")[1]
-    return out
-
-
-def verdict(diff: float, p_holm: float, direction: str, alpha: float = ALPHA) -> str:
-    """'better' / 'worse' (the objective against the baseline) where the corrected p < alpha,
-    else 'no evidence'. `direction` is the metric's: 'min' (lower is better) or 'max'."""
-    _check_direction(direction)
-    if not (np.isfinite(p_holm) and p_holm < alpha and np.isfinite(diff)) or diff == 0:
-        return "no evidence"
-    improved = diff < 0 if direction == "min" else diff > 0
-    return "better" if improved else "worse"
-
-
-def add_verdicts(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
-    """Add `p_holm` (Holm across ALL rows of `table`) and `verdict` to a table with columns
-    `diff`, `p` and `direction` (one row per comparison)."""
-    missing = {"diff", "p", "direction"} - set(table.columns)
-    if missing:
-        raise ValueError(f"add_verdicts needs columns diff, p, direction; missing {sorted(missing)}")
-    out = table.copy()
-    out["p_holm"] = holm(out["p"].to_numpy(dtype=float)) if len(out) else []
-    out["verdict"] = [verdict(d, p, direction, alpha)
-                      for d, p, direction in zip(out["diff"], out["p_holm"], out["direction"])]
     return out
 
 

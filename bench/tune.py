@@ -29,6 +29,7 @@ from pathlib import Path
 from bench.cell import Cell
 from bench.config import ConfigError, resolve
 from bench.executors import Resources
+from bench.folders import SWEEP_COPY
 from bench.matrix import Matrix, combinations, expand_cells, load_matrix, load_resources
 from bench.select import read_manifest, select, selected_path, trial_scores
 from bench.store import atomic_write_text
@@ -82,8 +83,8 @@ class OutLock:
     file is about to be written, so a command refused before that (a bad sweep, a bad argument)
     leaves no folder and no lock file behind. `hold()` before writing; `release()` at the end."""
 
-    def __init__(self, out: Path) -> None:
-        self.out, self.lock = out, None
+    def __init__(self, out: Path, first_write=None) -> None:
+        self.out, self.lock, self.first_write = out, None, first_write
 
     def hold(self) -> None:
         if self.lock is not None:
@@ -98,6 +99,8 @@ class OutLock:
             print(f"another `bench tune` is writing to {self.out}; waiting for it to finish",
                   file=sys.stderr)
             self.lock.acquire()
+        if self.first_write is not None:
+            self.first_write()
 
     def release(self) -> None:
         if self.lock is not None:
@@ -241,7 +244,10 @@ def main(args: argparse.Namespace) -> int:
         print(estimate(parts, sweep, args.estimate, args.jobs).to_string())
         return 0
     resources = load_resources(matrix_path)
-    args.lock = OutLock(out)  # taken before the first write: a refused command leaves no lock
+    sweep_text = Path(sweep.source).read_text()
+    # taken before the first write (a refused command leaves no lock); the folder keeps the
+    # sweep file it ran with, which `report` reads
+    args.lock = OutLock(out, lambda: atomic_write_text(out / SWEEP_COPY, sweep_text))
     try:
         return _phases(parts, sweep, out, args, resources)
     finally:

@@ -1,6 +1,11 @@
 """Every comparison row's class and verdict, for every table (the one verdict module).
 
-A row compares an objective with the baseline on one (task, model). Its class:
+**The verdict** (`verdict`): is an objective better than the baseline, worse, or is there no
+evidence either way? 'better'/'worse' only where the Holm-corrected p < `ALPHA`; `bench.stats.
+add_verdicts` (the report's difference tables) and `qualify` (the tuned comparison) both call it,
+and the renderers mark 'better' and 'worse' alike (`MARKS`).
+
+**The class** of a row, which an objective on one (task, model) gets before any verdict:
 
 * `non-iterative`: the model has no test-time solver that descends the learned h (declared per
   model in `NON_ITERATIVE_MODELS`), so a loss that shapes h for a solver has nothing to act on;
@@ -11,9 +16,8 @@ A row compares an objective with the baseline on one (task, model). Its class:
   is between two failures;
 * `valid`: none of the above.
 
-Better/worse verdicts only for `valid` rows, from the Holm correction over the valid rows alone
-(`better_or_worse`: 'better'/'worse' where the corrected p < alpha, else 'no evidence'); a valid
-row whose selected weight is at the plain limit (<= `PLAIN_LIMIT` on a `WEIGHT_AXES` axis) is
+Better/worse verdicts only for `valid` rows, from the Holm correction over the valid rows alone; a
+valid row whose selected weight is at the plain limit (<= `PLAIN_LIMIT` on a `WEIGHT_AXES` axis) is
 'reduced to plain' (the tuner switched the term off: not a verdict on it) and is left out of Holm.
 The other rows keep their numbers and show their class as the verdict.
 """
@@ -21,6 +25,7 @@ The other rows keep their numbers and show their class as the verdict.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,11 +34,57 @@ import numpy as np
 import pandas as pd
 
 from bench.config import ConfigError
-from bench.stats import ALPHA, holm, verdict
+from bench.stats import holm
+
+#: significance level of the corrected p-value
+ALPHA = 0.05
+#: every verdict `verdict` can return, in the order tables list them
+VERDICTS = ("better", "worse", "no evidence")
+#: what a row that gets no better/worse verdict shows instead (its class, or the plain limit)
+REDUCED = "reduced to plain"
+#: how a table marks a verdict: (Markdown, LaTeX) suffix after the number; '' for none
+MARKS: dict[str, tuple[str, str]] = {
+    "better": (" ▲", r"\,$\blacktriangle$"),
+    "worse": (" ▼", r"\,$\blacktriangledown$"),
+    "no evidence": ("", ""),
+}
+
+
+def verdict(diff_ci: tuple[float, float, float], p_holm: float, direction: str,
+            alpha: float = ALPHA) -> str:
+    """'better' / 'worse' (the objective against the baseline) where the corrected p < alpha,
+    else 'no evidence'.
+
+    diff_ci: (mean difference objective − baseline, CI low, CI high); only the mean's sign is
+    used today (the interval is there for finer row classes). p_holm: the Holm-corrected p of the
+    row. direction: the metric's, 'min' (lower is better) or 'max'.
+    """
+    if direction not in ("min", "max"):
+        raise ValueError(f"direction must be 'min' or 'max', got {direction!r}")
+    diff = float(diff_ci[0])
+    if not (math.isfinite(p_holm) and p_holm < alpha and math.isfinite(diff)) or diff == 0:
+        return "no evidence"
+    improved = diff < 0 if direction == "min" else diff > 0
+    return "better" if improved else "worse"
+
+
+
+def add_verdicts(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Add `p_holm` (Holm across ALL rows of `table`) and `verdict` to a table with columns
+    `diff`, `p` and `direction` (one row per comparison)."""
+    missing = {"diff", "p", "direction"} - set(table.columns)
+    if missing:
+        raise ValueError(f"add_verdicts needs columns diff, p, direction; missing {sorted(missing)}")
+    out = table.copy()
+    out["p_holm"] = holm(out["p"].to_numpy(dtype=float)) if len(out) else []
+    nan = [float("nan")] * len(out)
+    out["verdict"] = [verdict((d, lo, hi), p, direction, alpha) for d, lo, hi, p, direction in
+                      zip(out["diff"], out.get("lo", nan), out.get("hi", nan), out["p_holm"],
+                          out["direction"])]
+    return out
 
 CLASSES = ("valid", "ill-posed", "floor", "non-iterative")
 FEASIBILITY = ("feasible", "ill-posed", "undetermined")
-REDUCED = "reduced to plain"
 PLAIN_LIMIT = 1e-4  # a weight at or below this is the plain limit of the search space
 #: the weight of the added term of each objective class that has one (what reaches plain at 0)
 WEIGHT_AXES = ("bench.objectives.DLC.weight", "bench.objectives.Margin.weight")
@@ -115,7 +166,7 @@ def classify(table: pd.DataFrame, feasibility: Path | str | pd.DataFrame | None 
 
 def better_or_worse(diff: float, p_holm: float, direction: str, alpha: float = ALPHA) -> str:
     """'better' / 'worse' / 'no evidence' for a valid row (the objective against the baseline)."""
-    return verdict(diff, p_holm, direction, alpha)
+    return verdict((diff, float("nan"), float("nan")), p_holm, direction, alpha)
 
 
 def qualify(table: pd.DataFrame, feasibility: Path | str | pd.DataFrame | None = None,

@@ -16,6 +16,9 @@ import pandas as pd
 import pytest
 
 from bench import stats
+from bench.verdicts import add_verdicts, verdict
+
+nan = float("nan")
 
 MANY = 200_000  # resamples for the exact-quantile checks (see the module docstring)
 
@@ -181,18 +184,18 @@ def test_paired_test_defaults_and_errors() -> None:
 
 def test_verdict_signs_and_alpha() -> None:
     # lower is better: any positive difference is worse, however small; higher is better: mirror
-    assert stats.verdict(0.5, 0.001, "min") == "worse"
-    assert stats.verdict(-0.5, 0.001, "min") == "better"
-    assert stats.verdict(0.5, 0.001, "max") == "better"
-    assert stats.verdict(-0.5, 0.001, "max") == "worse"
-    assert stats.verdict(0.0, 0.001, "max") == "no evidence"
+    assert verdict((0.5, nan, nan), 0.001, "min") == "worse"
+    assert verdict((-0.5, nan, nan), 0.001, "min") == "better"
+    assert verdict((0.5, nan, nan), 0.001, "max") == "better"
+    assert verdict((-0.5, nan, nan), 0.001, "max") == "worse"
+    assert verdict((0.0, nan, nan), 0.001, "max") == "no evidence"
     table = pd.DataFrame({"diff": [-1.0, 2.0], "p": [0.01, 0.02], "direction": ["min", "max"]})
     # Holm over 2 tests: 0.01 * 2 = 0.02, max(0.02, 0.02 * 1) = 0.02
-    assert stats.add_verdicts(table)["verdict"].tolist() == ["better", "better"]
-    assert stats.add_verdicts(table)["p_holm"].tolist() == pytest.approx([0.02, 0.02])
-    assert stats.add_verdicts(table, alpha=0.01)["verdict"].tolist() == ["no evidence"] * 2
+    assert add_verdicts(table)["verdict"].tolist() == ["better", "better"]
+    assert add_verdicts(table)["p_holm"].tolist() == pytest.approx([0.02, 0.02])
+    assert add_verdicts(table, alpha=0.01)["verdict"].tolist() == ["no evidence"] * 2
     with pytest.raises(ValueError, match=r"missing \['p'\]"):
-        stats.add_verdicts(table.drop(columns="p"))
+        add_verdicts(table.drop(columns="p"))
 
 
 def test_identical_values_give_a_point_interval() -> None:

@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 
 from bench import stats
+from bench.verdicts import add_verdicts, verdict
+
+nan = float("nan")
 
 
 def series(values, seeds=None) -> pd.Series:
@@ -72,7 +75,7 @@ def test_unmatched_seeds_are_named_and_left_out() -> None:
 def test_one_pair_has_no_interval_nor_p() -> None:
     result = stats.paired_test(series([1.0]), series([0.0]), "min")
     assert result["n"] == 1 and math.isnan(result["lo"]) and math.isnan(result["p"])
-    assert stats.verdict(result["diff"], result["p"], "min") == "no evidence"
+    assert verdict((result["diff"], nan, nan), result["p"], "min") == "no evidence"
 
 
 @pytest.mark.parametrize(("diff", "p", "direction", "expected"), [
@@ -84,18 +87,18 @@ def test_one_pair_has_no_interval_nor_p() -> None:
     (-1.0, float("nan"), "min", "no evidence"),
 ])
 def test_verdict_words(diff: float, p: float, direction: str, expected: str) -> None:
-    assert stats.verdict(diff, p, direction) == expected
+    assert verdict((diff, nan, nan), p, direction) == expected
 
 
 def test_verdict_rejects_an_unknown_direction() -> None:
     with pytest.raises(ValueError, match="'min' or 'max'"):
-        stats.verdict(1.0, 0.01, "lower")
+        verdict((1.0, nan, nan), 0.01, "lower")
 
 
 def test_add_verdicts_corrects_across_the_table() -> None:
     table = pd.DataFrame(dict(diff=[-1.0, 2.0, -0.5], p=[0.01, 0.04, 0.03],
                               direction=["min", "max", "min"]))
-    out = stats.add_verdicts(table)
+    out = add_verdicts(table)
     assert out["p_holm"].tolist() == pytest.approx([0.03, 0.06, 0.06])
     # uncorrected, rows 2 and 3 would pass 0.05; after Holm only row 1 does
     assert out["verdict"].tolist() == ["better", "no evidence", "no evidence"]

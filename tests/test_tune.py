@@ -120,6 +120,11 @@ def test_halving_prunes_synchronously_and_records_partial_budgets(tuned) -> None
     assert train[0].to_dict() == train[1].to_dict()
 
 
+def test_the_tuning_folder_keeps_its_sweep_file(tuned) -> None:
+    matrix, out = tuned  # `report OUT` reads it to write the protocol report
+    assert (out / "sweep.gin").read_text() == (matrix.parent / "sweep.gin").read_text()
+
+
 def test_a_tuning_cell_refuses_the_test_split(tmp_path: Path, tuned) -> None:
     matrix, _ = tuned
     part = replace(load_matrix(matrix)[0], objectives=["plain"])
@@ -184,6 +189,8 @@ def test_final_phase_runs_fresh_seeds_on_test_and_reports(tuned) -> None:
     for needle in ("Selection stability", "Rank correlation"):
         assert needle in index
     assert table["n"].iloc[0] == 2
+    assert bench_cli("report", str(out), "--out", str(out / "again")) == 0  # from sweep.gin
+    assert "Holm" in (out / "again" / "comparisons.tex").read_text()
 
 
 def test_unequal_budgets_are_refused_unless_allowed(tmp_path: Path,

@@ -9,8 +9,9 @@ Legends sit outside the axes; axes carry units (`bench.report.metadata`).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -19,36 +20,22 @@ import pandas as pd
 from bench import stats
 from bench.report.metadata import (
     ITERATION_LABELS,
+    NARROW_SPAN,
+    REFERENCE_METRICS,
     REFERENCE_MODELS,
     REFINEMENT_STARTS,
+    display_name,
     family_of,
     label,
+    model_label,
     objective_order,
     unit_of,
 )
-
-#: fixed (colour, marker) per known objective (Okabe-Ito colours, readable in greyscale by marker)
-KNOWN_STYLES: dict[str, tuple[str, str]] = {
-    "plain": ("#0072B2", "o"),
-    "dlc": ("#D55E00", "s"),
-    "dlc_max": ("#CC79A7", "D"),
-    "dlc_adversarial": ("#E69F00", "^"),
-    "target_noise": ("#009E73", "v"),
-    "margin": ("#56B4E9", "P"),
-}
-_FALLBACK_COLOURS = ("#882255", "#117733", "#332288", "#AA4499", "#44AA99", "#999933", "#661100",
-                     "#6699CC", "#888888", "#DDCC77")
-_FALLBACK_MARKERS = ("X", "*", "h", "<", ">", "p", "d", "8")
-REFERENCE_STYLE = dict(color="#444444", linestyle="--", marker=None)
-
-
-def style(objective: str) -> tuple[str, str]:
-    """(colour, marker) of an objective: fixed for known names, else from a hash of the name."""
-    if objective in KNOWN_STYLES:
-        return KNOWN_STYLES[objective]
-    digest = int(hashlib.sha256(objective.encode()).hexdigest(), 16)
-    return (_FALLBACK_COLOURS[digest % len(_FALLBACK_COLOURS)],
-            _FALLBACK_MARKERS[(digest // len(_FALLBACK_COLOURS)) % len(_FALLBACK_MARKERS)])
+from bench.report.palette import (  # noqa: F401 - KNOWN_STYLES re-exported
+    KNOWN_STYLES,  # noqa: F401
+    REFERENCE_STYLE,
+    style,
+)
 
 
 def _model_title(model: str) -> str:
@@ -82,11 +69,51 @@ def _draw(ax, curves: pd.DataFrame, x: str, reference: pd.DataFrame | None = Non
         # markers of different objectives at different x, so coinciding lines stay readable
         ax.plot(curve[x], curve["mean"], color=colour, marker=marker, markersize=4,
                 markevery=(k % every, every), label=objective, linewidth=1.3)
-        ax.fill_between(curve[x], curve["lo"], curve["hi"], color=colour, alpha=0.15, linewidth=0)
+        if (curve["n"] > 1).any():  # one seed: no band (it would have width 0)
+            ax.fill_between(curve[x], curve["lo"], curve["hi"], color=colour, alpha=0.15,
+                            linewidth=0)
     if reference is not None:
         for name, curve in reference.groupby("model"):
             ax.plot(curve[x], curve["mean"], label=f"{name} alone", linewidth=1.3,
                     **REFERENCE_STYLE)
+
+
+def _note_narrow(ax, curves: pd.DataFrame) -> None:
+    """Say so on the axis when its y-range is narrower than NARROW_SPAN of the values' size (a
+    zoom that makes noise look like a trend)."""
+    if ax.get_yscale() == "log":
+        return
+    low, high = ax.get_ylim()
+    size = float(np.nanmax(np.abs(curves["mean"]))) if len(curves) else 0.0
+    if size > 0 and high - low < NARROW_SPAN * size:
+        ax.text(0.99, 0.02, f"y-axis zoomed: it spans {high - low:.2g} ({(high - low) / size:.1%} "
+                "of the values)", transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5,
+                color="#555555")
+
+
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    """`text` wrapped to lines that fit `width_in` inches at `fontsize` points (about 0.55 em
+    per character, 90% of the width)."""
+    import textwrap
+
+    chars = max(12, int(0.9 * width_in * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def fit_text(fig, axes) -> None:
+    """Wrap the axis labels to the axes' size and the title to the figure's width, so that no
+    two texts overlap (`tests/test_figures_layout.py`)."""
+    width, height = fig.get_size_inches()
+    for ax in axes:
+        box = ax.get_position()
+        for get, set_, span in ((ax.get_xlabel, ax.set_xlabel, box.width * width),
+                                (ax.get_ylabel, ax.set_ylabel, box.height * height)):
+            size = (ax.xaxis if get == ax.get_xlabel else ax.yaxis).label.get_fontsize()
+            if get():
+                set_(_wrap(get(), span, size))
+    if fig._suptitle is not None:
+        fig._suptitle.set_text(_wrap(fig._suptitle.get_text(), width * 0.95,
+                                     fig._suptitle.get_fontsize()))
 
 
 def _finish(fig, axes, title: str) -> None:
@@ -99,12 +126,29 @@ def _finish(fig, axes, title: str) -> None:
     axes[-1].legend([handles[t] for t in labels], labels, loc="upper left", fontsize=7,
                     bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0)
     fig.suptitle(title, fontsize=9)
+    fit_text(fig, axes)
     fig.tight_layout()
 
 
+#: the image files `_save` writes (PNG for Markdown, PDF for LaTeX); see `figure_formats`
+IMAGE_SUFFIXES: ContextVar[tuple[str, ...]] = ContextVar("IMAGE_SUFFIXES", default=(".png", ".pdf"))
+
+
+@contextmanager
+def figure_formats(table_formats: Sequence[str]):
+    """Within the block, figures are drawn as PNG when `table_formats` has 'md' and as PDF when
+    it has 'tex' (their CSV always)."""
+    token = IMAGE_SUFFIXES.set(tuple(s for f, s in (("md", ".png"), ("tex", ".pdf"))
+                                     if f in table_formats))
+    try:
+        yield
+    finally:
+        IMAGE_SUFFIXES.reset(token)
+
+
 def _save(fig, data: pd.DataFrame, path: Path) -> list[Path]:
-    """PNG + PDF of `fig` and the CSV of `data` (with the colour and marker of each objective's
-    line); returns the three paths."""
+    """The images of `fig` (`IMAGE_SUFFIXES`) and the CSV of `data` (with the colour and marker
+    of each objective's line); returns the paths written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if "objective" in data:
         styles = [REFERENCE_STYLE["color"] if ref is True else style(o)[0]
@@ -112,6 +156,8 @@ def _save(fig, data: pd.DataFrame, path: Path) -> list[Path]:
         data = data.assign(colour=styles, marker=[style(o)[1] for o in data["objective"]])
     written = []
     for suffix, metadata in ((".png", {}), (".pdf", {"CreationDate": None})):  # reproducible
+        if suffix not in IMAGE_SUFFIXES.get():
+            continue
         fig.savefig(path.with_suffix(suffix), dpi=150, bbox_inches="tight", metadata=metadata)
         written.append(path.with_suffix(suffix))
     pyplot().close(fig)
@@ -157,7 +203,7 @@ def training_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) ->
     fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 2.8), squeeze=False)
     axes = list(axes[0])
     _draw(axes[0], base_curves, "epoch")
-    unit = unit_of(task, "base_loss")
+    unit = model_label(family_of(task, metrics), model, "base_loss", unit_of(task, "base_loss"))
     axes[0].set_ylabel("task's base loss" + (f"\n({unit})" if unit else ""))
     _log_if_positive(axes[0], base_curves["mean"])
     if panels == 2:
@@ -194,10 +240,12 @@ def iteration_figure(task: str, model: str, metrics: pd.DataFrame, metric: str, 
                     xycoords=("data", "axes fraction"), xytext=(0, 3), textcoords="offset points",
                     fontsize=7, color="#555555", ha="center", va="bottom")
     _log_if_positive(ax, pd.concat([curves["mean"], ref["mean"] if ref is not None else None]))
-    ax.set_xlabel(ITERATION_LABELS.get(family, "test-time solver iteration"))
+    ax.set_xlabel(model_label(family, model, "iteration",
+                              ITERATION_LABELS.get(family, "test-time solver iteration")))
     ax.set_ylabel(label(task, metric))
     _integer_ticks(ax)
-    _finish(fig, [ax], f"{task} · {_model_title(model)}: {metric.replace('_', ' ')} per iteration")
+    _note_narrow(ax, curves)
+    _finish(fig, [ax], f"{task} · {_model_title(model)}: {display_name(metric)} per iteration")
     drawn = curves if ref is None else pd.concat([curves, ref.rename(columns={"model": "objective"})
                                                   .assign(reference=True)])
     return _save(fig, drawn, path)
@@ -270,11 +318,12 @@ def violation_figure(values: pd.DataFrame, path: Path) -> list[Path]:
         position += len(group) + 0.8
     bars = bars.drop(columns="rank").assign(y=y)
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 0.16 * position + 0.8))
+    fig, ax = plt.subplots(figsize=(5.6, max(2.4, 0.16 * position + 0.8)))
     for objective in sorted(bars.objective.unique(), key=order.get):
         rows = bars[bars.objective == objective]
         ax.barh(rows["y"], rows["mean"], height=0.85, color=style(objective)[0], label=objective,
-                xerr=[rows["mean"] - rows["lo"], rows["hi"] - rows["mean"]],
+                xerr=[rows["mean"] - rows["lo"], rows["hi"] - rows["mean"]]
+                if (rows["n"] > 1).any() else None,
                 error_kw=dict(linewidth=0.6, capsize=1.2))
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=7)
@@ -312,8 +361,9 @@ def task_model_figures(task: str, model: str, metrics: pd.DataFrame, folder: Pat
     stem = folder / f"{task}__{model}"
     made = training_figure(task, model, metrics, Path(f"{stem}_train"))
     for metric in ("distance", "mace", "rot_iso_deg", "optimality_gap") if iterations else ():
+        same = reference if metric in REFERENCE_METRICS else None  # never another model's h
         made += iteration_figure(task, model, metrics, metric,
-                                 Path(f"{stem}_test_iter_{metric}"), reference)
+                                 Path(f"{stem}_test_iter_{metric}"), same)
     made += success_figure(task, model, metrics, Path(f"{stem}_success_vs_threshold"))
     made += slice_figure(task, model, metrics, Path(f"{stem}_landscape_slice"))
     return made

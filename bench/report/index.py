@@ -4,7 +4,7 @@
 writes only into `<results>/report/` (or `out`):
 
 * `tables/<family>_final_<group>.{md,tex,csv}`: per (task, model, objective) the final metrics
-  of one metric group as mean ± std over seeds (at most 5 metric columns per table);
+  of one metric group as mean ± std over seeds (at most 4 metric columns per table, `TableLayout`);
 * `tables/<family>_vs_<baseline>_<group>.{md,tex,csv}`: paired differences with 95% bootstrap CIs;
 * `tables/preamble.tex` (packages the tables need), `tables/cells.md`, `tables/profile_area.md`;
 * `figures/<task>__<model>_*.{png,pdf,csv}` and the cross-task figures;
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,25 @@ from bench.report.data import (
     metric_directions,
     with_family,
 )
-from bench.report.metadata import MAX_INTERVAL_COLUMNS, MAX_METRIC_COLUMNS, REFERENCE_MODELS
+from bench.report.metadata import (
+    MAX_INTERVAL_COLUMNS,
+    MAX_METRIC_COLUMNS,
+    REFERENCE_MODELS,
+    refinement_of,
+)
 from bench.store import atomic_write_frame, atomic_write_text
+from bench.verdicts import ALPHA
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How wide the tables may be: metric columns per final table and per difference table
+    (wider tables are split, never shrunk), and `wide`: LaTeX `table*` floats (both columns of a
+    two-column paper) instead of `table`."""
+
+    final_columns: int = MAX_METRIC_COLUMNS
+    difference_columns: int = MAX_INTERVAL_COLUMNS
+    wide: bool = False
 
 
 class MixedCommitsWarning(UserWarning):
@@ -93,24 +111,41 @@ def cell_notes(runs: pd.DataFrame) -> list[str]:
 
 
 def _family_caption(family: str, scale: str, seeds: str, metrics: Sequence[str],
-                    interval: str, baseline: str, split: str = "test") -> str:
+                    interval: str, baseline: str, single_seed: bool = False,
+                    split: str = "test") -> str:
     """`interval`: '' for the final-metrics table, else how the CIs were computed; `split`: the
     split the values were measured on ('test', or 'validation' for a tuning trial folder)."""
-    head = (f"{family}, {scale} scale, {split} split: paired difference objective − {baseline} "
-            "on the same "
-            f"seeds ({seeds}), mean and 95% {interval} confidence interval of the mean "
-            "difference; bold: better than the baseline at p < 0.05 (exact sign-flip test, Holm "
-            f"correction across the comparisons of the {family} family)." if interval else
-            f"{family}, {scale} scale: final {split} metrics, mean ± std over {seeds} (std with "
-            "ddof=1); bold: the best mean per task, only for metrics that declare a direction "
-            "(↑/↓) and never for constant baselines.")
+    if interval:
+        head = (f"{family}, {scale} scale, {split} split: paired difference objective − {baseline} on the same "
+                f"seeds ({seeds}), mean and 95% {interval} confidence interval of the mean "
+                f"difference, with its p (exact two-sided sign-flip permutation test over the "
+                f"seed pairs) and Holm p (Holm correction across the comparisons of the {family} "
+                f"family). Bold ▲: better than {baseline}, italic ▼: worse, at Holm p < "
+                f"{ALPHA:g}; unmarked: no evidence either way.")
+    elif single_seed:
+        head = (f"{family}, {scale} scale: final {split} metrics of one seed per cell (no spread, "
+                "no best marked: one seed cannot tell the objectives apart).")
+    else:
+        head = (f"{family}, {scale} scale: final {split} metrics, mean ± std over {seeds} (std with "
+                "ddof=1); bold: the best mean per task (equal printed means: all or none), only "
+                "for metrics that declare a direction (↑/↓) and never for constant baselines.")
     return " ".join(p for p in (head, tables.caption_definitions(metrics)) if p)
+
+
+def refinement_note(family: str, models: Sequence[str]) -> str:
+    """A caption sentence naming the models whose metrics are measured after a refinement."""
+    refined = sorted(m for m in models if refinement_of(family, m))
+    if not refined:
+        return ""
+    after = sorted({refinement_of(family, m) for m in refined})
+    return (f" The metrics of {', '.join(refined)} are measured after {' / '.join(after)} "
+            "refinement (the solver's last steps).")
 
 
 def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
                   directions: dict[str, str], folder: Path, formats: Sequence[str],
-                  baseline: str, legacy_gap: set[str], split: str = "test",
-                  ) -> tuple[list[Path], list[str]]:
+                  baseline: str, legacy_gap: set[str], layout: TableLayout = TableLayout(),
+                  split: str = "test") -> tuple[list[Path], list[str]]:
     """Write every table of one family (`values` measured on `split`); returns (files written,
     index.md lines)."""
     summary = tables.summarise(values)
@@ -121,7 +156,7 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
     const = tables.constant_baselines(summary)
     if not const.empty:
         notes.append("Constant baselines (a trivial predictor; never bold): " + "; ".join(
-            f"{t} {m} = {tables.format_number(v, tables._decimals(v, 3))}"
+            f"{t} {m} = {tables.format_number(v, tables.decimals(v, 3))}"
             for t, m, v in zip(const.task, const.metric, const["mean"])))
     if legacy_gap & set(values.task):
         notes.append("optimality_gap is left out: these runs recorded the old signed gap "
@@ -130,12 +165,14 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
     lines = [f"## {family}", ""]
     diffs = tables.difference_table(values, baseline, directions)
     for kind, frame in (("final", final), (f"vs_{baseline}", diffs)):
-        width = MAX_METRIC_COLUMNS if kind == "final" else MAX_INTERVAL_COLUMNS
+        width = layout.final_columns if kind == "final" else layout.difference_columns
         groups = tables.column_groups(sorted(frame.metric.unique()), width)
         for k, (group, members) in enumerate(groups):
             caption = _family_caption(family, scale or "unknown", seeds, members,
                                       "" if kind == "final" else tables.interval_text(frame),
-                                      baseline, split)
+                                      baseline, single_seed=bool(len(final))
+                                      and final["n"].max() < 2, split=split)
+            caption += refinement_note(family, sorted(values["model"].unique()))
             if kind != "final":
                 caption += tables.power_note(frame)
             stem = folder / f"{family}_{kind}_{group.replace('+', '_')}"
@@ -146,7 +183,7 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
             label = f"tab:{family}-{kind}-{group}".replace("_", "-").replace("+", "-")
             written += tables.write_table(markdown, latex, rows, stem, formats,
                                           tables.latex_text(caption + f" Tasks are named without the prefix {family}_."), label,
-                                          table_notes)
+                                          table_notes, wide=layout.wide)
             title = ("Final metrics" if split == "test" else f"Final {split} metrics") \
                 if kind == "final" else f"Difference to {baseline}"
             lines += [f"**{title}: {group.replace('+', ', ')}.** {caption}", "",
@@ -156,7 +193,7 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
 
 
 def write_report(results: Path, out: Path | None = None, formats: Sequence[str] | None = None,
-                 baseline: str = "plain") -> Path:
+                 baseline: str = "plain", layout: TableLayout = TableLayout()) -> Path:
     """Write tables, figures and index.md for `results` into `out` (default `results/report`);
     returns the report folder. Reads the tidy tables only and writes nothing outside `out`."""
     results = Path(results)
@@ -183,28 +220,29 @@ def write_report(results: Path, out: Path | None = None, formats: Sequence[str] 
         return out
     if "tex" in formats:
         atomic_write_text(out / "tables" / "preamble.tex", tables.PREAMBLE)
-        lines += ["LaTeX: `\\input{tables/preamble}` in the preamble (booktabs, adjustbox, "
-                  "amssymb), then `\\input{tables/<name>}` per table.", ""]
+        lines += ["LaTeX: `\\input{tables/preamble}` in the preamble (T1 fonts with lmodern, "
+                  "booktabs, amssymb), then `\\input{tables/<name>}` per table.", ""]
     metrics, legacy_gap = drop_legacy_gap(metrics)
     metrics, runs = with_family(metrics, runs), with_family(runs, runs)
     split = evaluated_split(metrics)
     values = final_values(metrics, split)
-    for family in sorted(metrics.family.unique()):
-        in_family = values.task.isin(metrics.task[metrics.family == family])
-        if in_family.any():
-            _, fam_lines = family_tables(family, values[in_family], runs[runs.family == family],
-                                         directions, out / "tables", formats, baseline,
-                                         legacy_gap, split)
-            lines += fam_lines
-        else:
-            lines += [f"## {family}", ""]
-        if legacy_base_loss(runs[runs.family == family]):
-            lines += ["Training figures: these runs predate the explicit base loss; the left panel "
-                      "shows each objective's logged `train_original`, which for target_noise is "
-                      "its loss at the perturbed targets, not the task's base loss.", ""]
-        for task in sorted(metrics.task[metrics.family == family].unique()):
-            lines += _task_figures(task, metrics[metrics.task == task], out / "figures")
-    lines += _across_tasks(values, out)
+    with figures.figure_formats(formats):  # PNG for md, PDF for tex
+        for family in sorted(metrics.family.unique()):
+            in_family = values.task.isin(metrics.task[metrics.family == family])
+            if in_family.any():
+                _, fam_lines = family_tables(family, values[in_family], runs[runs.family == family],
+                                             directions, out / "tables", formats, baseline,
+                                             legacy_gap, layout, split)
+                lines += fam_lines
+            else:
+                lines += [f"## {family}", ""]
+            if legacy_base_loss(runs[runs.family == family]):
+                lines += ["Training figures: these runs predate the explicit base loss; the left panel "
+                          "shows each objective's logged `train_original`, which for target_noise is "
+                          "its loss at the perturbed targets, not the task's base loss.", ""]
+            for task in sorted(metrics.task[metrics.family == family].unique()):
+                lines += _task_figures(task, metrics[metrics.task == task], out / "figures")
+        lines += _across_tasks(values, out)
     lines += _hinge_section(metrics, out, formats)
     atomic_write_text(out / "index.md", "\n".join(lines) + "\n")
     return out

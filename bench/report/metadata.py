@@ -61,6 +61,32 @@ UNITS: dict[tuple[str, ...] | str, str] = {
     "epoch": "epochs",
 }
 
+#: how a raw metric name reads in a header, a caption or an axis label (default: `_` -> space)
+DISPLAY_NAMES: dict[str, str] = {
+    "recall_accuracy": "recall accuracy",
+    "rot_iso_deg": "rotation error (isotropic)",
+    "trans_iso": "translation error (isotropic)",
+    "euler_mae_deg": "Euler-angle MAE",
+    "euler_rmse_deg": "Euler-angle RMSE",
+    "trans_mae": "translation MAE",
+    "trans_rmse": "translation RMSE",
+    "mace": "mean corner error",
+    "mse": "MSE",
+    "ce": "cross-entropy",
+    "chamfer": "Chamfer distance",
+    "success_1deg": "success (1°, 0.01)",
+    "success_5deg": "success (5°, 0.05)",
+}
+
+#: per-model overrides of the family's figure labels, keyed (family, model): a model whose base
+#: loss or test-time steps are not the family's (`iteration`, `base_loss`: the axis texts)
+MODEL_LABELS: dict[tuple[str, str], dict[str, str]] = {
+    ("homography", "dhn"): {
+        "iteration": "step (0: initial corners, then DHN's one-shot regression; no LK solver)",
+        "base_loss": "squared corner error, px²",
+    },
+}
+
 #: what one test-time step is, per family
 ITERATION_LABELS: dict[str, str] = {
     "alignment1d": "Gauss-Newton iteration",
@@ -99,9 +125,9 @@ KNOWN_OBJECTIVES = ("plain", "dlc", "dlc_max", "dlc_adversarial", "target_noise"
 
 #: metric groups, in table order; a table holds at most MAX_METRIC_COLUMNS metrics of one group.
 GROUPS = ("error", "success", "landscape", "plateau")
-MAX_METRIC_COLUMNS = 5
+MAX_METRIC_COLUMNS = 4
 #: difference tables (`+d [lo, hi]` cells are wider)
-MAX_INTERVAL_COLUMNS = 3
+MAX_INTERVAL_COLUMNS = 2
 
 #: test-time steps at which a task's learned iterations end and a classical refinement begins
 #: (registration: step 0 is the identity, steps 1..K the network passes, then ICP).
@@ -109,6 +135,12 @@ REFINEMENT_STARTS: dict[tuple[str, str], tuple[int, str]] = {
     ("registration", "dcp"): (1, "ICP"),
     ("registration", "prnet"): (3, "ICP"),
 }
+
+#: metrics a reference model measures exactly as the trained models do (its line may share their
+#: axis); not `optimality_gap`, which each model measures on its own learned energy
+REFERENCE_METRICS = ("distance", "mace", "rot_iso_deg")
+#: a y-axis narrower than this share of the values' size says so on the plot
+NARROW_SPAN = 0.02
 
 #: models that have nothing to train: drawn as a reference (own style) in the other models' plots.
 REFERENCE_MODELS = ("icp",)
@@ -162,10 +194,30 @@ def group_of(metric: str) -> str:
     return "error"
 
 
+def display_name(metric: str) -> str:
+    """How `metric` reads for a person: `recall_accuracy` -> `recall accuracy`."""
+    return DISPLAY_NAMES.get(metric, metric.replace("_", " "))
+
+
 def label(task: str, metric: str) -> str:
     """Axis label with the unit: `distance (samples)`."""
     unit = unit_of(task, metric)
-    return f"{metric.replace('_', ' ')} ({unit})" if unit else metric.replace("_", " ")
+    return f"{display_name(metric)} ({unit})" if unit else display_name(metric)
+
+
+def model_label(family: str, model: str, what: str, default: str) -> str:
+    """A figure text of `model` (`MODEL_LABELS`), else the family's `default`."""
+    return MODEL_LABELS.get((family, model), {}).get(what, default)
+
+
+def refinement_of(family: str, model: str) -> str:
+    """The classical refinement after which `model`'s final metrics are measured ('ICP'), or ''.
+    A reference model (ICP alone) is its own refinement."""
+    if (family, model) in REFINEMENT_STARTS:
+        return REFINEMENT_STARTS[(family, model)][1]
+    if model in REFERENCE_MODELS:
+        return model.upper()
+    return ""
 
 
 def objective_order(objectives: Iterable[str], baseline: str = "plain",

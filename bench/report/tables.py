@@ -4,12 +4,13 @@ A table is computed once as a tidy frame (`final_table`, `difference_table`) and
 that frame to Markdown and LaTeX (`render`). Columns are split into groups of at most
 `MAX_METRIC_COLUMNS` metrics (`column_groups`), in numeric order (success@3 before success@10).
 Bold marks the best mean per task and metric only where the metric declares a direction in
-run.json, values differ, and the metric is not a constant baseline (`trivial_*`).
+run.json, there is more than one seed, the printed means differ (equal printed means: bold on
+both sides or neither), and the metric is not a constant baseline (`trivial_*`). Difference
+tables mark the verdict (`bench.verdicts`) both ways, with p and Holm p under each interval.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,76 +24,28 @@ from bench.report.metadata import (
     KNOWN_OBJECTIVES,
     MAX_METRIC_COLUMNS,
     definition_of,
+    display_name,
+    family_of,
     group_of,
     is_constant_baseline,
     objective_order,
+    refinement_of,
+    stem,
     unit_of,
 )
+from bench.report.numbers import (  # noqa: F401 - re-exported for the report's callers
+    decimals,
+    format_interval,
+    format_mean_std,
+    format_number,
+    natural_key,
+    scale_exponent,
+    seeds_text,
+)
 from bench.store import atomic_write_frame, atomic_write_text
+from bench.verdicts import ALPHA, MARKS, add_verdicts
 
 KEYS = ["task", "model", "objective"]
-
-
-# --- numbers -----------------------------------------------------------------------------------
-def _decimals(value: float, significant: int) -> int:
-    """Decimals that show `significant` digits of `value` (0 for large values)."""
-    if value == 0 or not np.isfinite(value):
-        return 0
-    return max(0, significant - 1 - math.floor(math.log10(abs(value))))
-
-
-def format_number(value: float, decimals: int) -> str:
-    if not np.isfinite(value):
-        return "—"
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-        return f"{value:.2e}"
-    return f"{value:.{min(decimals, 6)}f}"
-
-
-def format_mean_std(mean: float, std: float, n: int, latex: bool = False) -> str:
-    """`mean ± std` at one precision: 3 significant digits of the mean, at most 2 of the std.
-
-    `1 ± 6.7e-05` reads `1.00 ± 0.00`; a single seed gives the mean alone.
-    """
-    if not np.isfinite(mean):
-        return "—"
-    places = _decimals(mean, 3)
-    if n > 1 and np.isfinite(std) and std > 0:
-        places = min(places, _decimals(std, 2))
-    text = format_number(mean, places)
-    if n > 1 and np.isfinite(std):
-        scientific = "e" in text
-        spread = f"{std:.1e}" if scientific else f"{std:.{min(places, 6)}f}"
-        text += (r" $\pm$ " if latex else " ± ") + spread
-    return text.replace("-", "$-$") if latex else text
-
-
-def format_interval(diff: float, lo: float, hi: float, latex: bool = False) -> str:
-    """`+d [lo, hi]` at the precision of the interval's width (2 significant digits)."""
-    if diff == lo == hi == 0:
-        return "+0 [+0, +0]"
-    places = min(_decimals(max(abs(diff), 1e-12), 3), _decimals(max(hi - lo, 1e-12), 2))
-    tiny = max(abs(diff), abs(lo), abs(hi)) < 1e-3  # all below the fixed-point range
-
-    def one(value: float) -> str:
-        text = f"{value:+.1e}" if tiny and value != 0 else f"{value:+.{min(places, 6)}f}"
-        return text.replace("-", "+") if float(text) == 0 else text  # no "-0"
-
-    text = f"{one(diff)} [{one(lo)}, {one(hi)}]"
-    return text.replace("-", "$-$") if latex else text
-
-
-def seeds_text(counts: Sequence[int]) -> str:
-    """`3 seeds`, `1 seed`, `2–3 seeds`."""
-    low, high = min(counts), max(counts)
-    span = f"{low}" if low == high else f"{low}–{high}"
-    return f"{span} seed" + ("" if high == 1 else "s")
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key that puts success@3 before success@10 and success@0.5 before success@1."""
-    return tuple((0, float(p), "") if re.fullmatch(r"\d+(?:\.\d+)?", p) else (1, 0.0, p)
-                 for p in re.split(r"(\d+(?:\.\d+)?)", name) if p)
 
 
 # --- computation -------------------------------------------------------------------------------
@@ -106,18 +59,33 @@ def summarise(values: pd.DataFrame) -> pd.DataFrame:
 
 def final_table(summary: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
     """`summary` without constant baselines, plus `best`: True for the best mean per task and
-    metric where the metric declares a direction and at least two finite means differ."""
+    metric where the metric declares a direction, the means have more than one seed, and the
+    displayed means are not all equal. A mean that displays as the best one (`ties_best`) is
+    bold too, so equal printed values are bold on both sides or on neither."""
     table = summary[~summary.metric.map(is_constant_baseline)].copy()
     table["best"] = False
     for (_task, metric), group in table.groupby(["task", "metric"]):
         finite = group[np.isfinite(group["mean"])]
         direction = directions.get(metric)
-        if direction not in ("min", "max") or len(finite) < 2 or \
-                np.isclose(finite["mean"].min(), finite["mean"].max(), rtol=1e-9, atol=0):
+        if direction not in ("min", "max") or len(finite) < 2 or finite["n"].max() < 2:
             continue
-        best = finite["mean"].min() if direction == "min" else finite["mean"].max()
-        table.loc[finite.index[np.isclose(finite["mean"], best, rtol=1e-9, atol=0)], "best"] = True
+        best = finite.loc[finite["mean"].idxmin() if direction == "min" else
+                          finite["mean"].idxmax()]
+        tied = [ties_best(row, best) for row in finite.itertuples()]
+        if not all(tied):
+            table.loc[finite.index[tied], "best"] = True
     return table.reset_index(drop=True)
+
+
+def ties_best(row, best) -> bool:
+    """True when `row`'s mean prints like `best`'s at the coarser of their two precisions
+    (`format_mean_std`: 3 significant digits of the mean, at most 2 of the std)."""
+    def places(mean: float, std: float, n: int) -> int:
+        digits = decimals(mean, 3)
+        return min(digits, decimals(std, 2)) if n > 1 and np.isfinite(std) and std > 0 else digits
+
+    shared = min(places(row.mean, row.std, row.n), places(best["mean"], best["std"], best["n"]))
+    return format_number(row.mean, shared) == format_number(best["mean"], shared)
 
 
 def constant_baselines(summary: pd.DataFrame) -> pd.DataFrame:
@@ -132,7 +100,7 @@ def difference_table(values: pd.DataFrame, baseline: str,
     """Paired difference objective − baseline per (task, model, objective, metric) over the seeds
     both have (`stats.paired_test`: 95% t-interval below 10 pairs, BCa bootstrap from 10, exact
     sign-flip p), only over at least 2 pairs and never for constant baselines. `verdict` comes
-    from `stats.add_verdicts` (Holm across the rows that have a direction): 'better'/'worse' at
+    from `verdicts.add_verdicts` (Holm across the rows that have a direction): 'better'/'worse' at
     corrected p < 0.05, else 'no evidence'; '—' for a metric without a declared direction."""
     rows = []
     values = values[~values.metric.map(is_constant_baseline)]
@@ -155,7 +123,7 @@ def difference_table(values: pd.DataFrame, baseline: str,
     judged = frame[frame["direction"].notna()]
     out = frame.assign(p_holm=np.nan, verdict="—")
     if len(judged):
-        verdicts = stats.add_verdicts(judged)
+        verdicts = add_verdicts(judged)
         out.loc[verdicts.index, ["p_holm", "verdict"]] = verdicts[["p_holm", "verdict"]]
     return out
 
@@ -167,7 +135,7 @@ def interval_text(diffs: pd.DataFrame) -> str:
     return " / ".join(names.get(m, m) for m in sorted(methods)) or "Student-t"
 
 
-def power_note(diffs: pd.DataFrame, alpha: float = stats.ALPHA) -> str:
+def power_note(diffs: pd.DataFrame, alpha: float = ALPHA) -> str:
     """A caption sentence when no row can reach p < alpha: the exact two-sided sign-flip test on
     n pairs cannot give p below 2 / 2^n."""
     if diffs.empty:
@@ -209,7 +177,8 @@ def latex_escape(text: str) -> str:
 _LATEX_SYMBOLS = {"±": r"$\pm$", "−": "$-$", "↑": r"$\uparrow$", "↓": r"$\downarrow$",
                   "ŵ": r"$\hat w$", "w*": "$w^*$", "°": r"$^\circ$", "·": r"$\cdot$", "–": "--",
                   "—": "---", "⊕": r"$\oplus$", "²": "$^2$", "ℓ": r"$\ell$", "×": r"$\times$",
-                  "≠": r"$\neq$", "…": r"\ldots{}"}
+                  "≠": r"$\neq$", "…": r"\ldots{}",
+                  "▲": r"$\blacktriangle$", "▼": r"$\blacktriangledown$"}
 
 
 def latex_text(text: str) -> str:
@@ -220,33 +189,61 @@ def latex_text(text: str) -> str:
     return text
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def header(task_units: dict[str, str], metric: str, directions: dict[str, str],
-           latex: bool) -> str:
-    """Column header with the declared direction and unit: `distance ↓ (samples)`."""
+           latex: bool, exponent: int = 0, after: str = "") -> str:
+    """Column header: display name, declared direction, then the shared factor, the unit and the
+    refinement the value is measured after: `rotation error (isotropic) ↓ (degrees, after ICP)`."""
     arrow = {"min": ("↓", r"$\downarrow$"), "max": ("↑", r"$\uparrow$")}.get(
         directions.get(metric), ("", ""))[latex]
-    unit = task_units.get(metric, "")
-    name = latex_escape(metric) if latex else metric
+    name = latex_text(display_name(metric)) if latex else display_name(metric)
     text = f"{name} {arrow}".strip()
-    if unit:  # LaTeX: the unit goes on a second header row (see `to_latex`)
-        text += f"\n({latex_text(unit)})" if latex else f" ({unit})"
+    extra = [(rf"$\times 10^{{{exponent}}}$" if latex else
+              f"×10{str(exponent).translate(_SUPERSCRIPT)}") if exponent else "",
+             task_units.get(metric, ""), f"after {after}" if after else ""]
+    extra = ", ".join(latex_text(e) if latex and "$" not in e else e for e in extra if e)
+    if extra:  # LaTeX: on a second header row (see `to_latex`)
+        text += f"\n({extra})" if latex else f" ({extra})"
     return text
+
+
+def cell_text(row, exponent: int, latex: bool) -> str:
+    """One cell of `render`: `mean ± std` (bold when best), or `+d [lo, hi]` with the verdict's
+    mark (bold better, italic worse) and its p and Holm p; values divided by 10^exponent."""
+    f = 10.0 ** -exponent
+    if not hasattr(row, "diff"):
+        text = format_mean_std(row.mean * f, row.std * f, row.n, latex)
+        return (r"\textbf{%s}" if latex else "**%s**") % text if row.best else text
+    text = format_interval(row.diff * f, row.lo * f, row.hi * f, latex)
+    style = {"better": (r"\textbf{%s}", "**%s**"), "worse": (r"\textit{%s}", "*%s*")}.get(
+        row.verdict, ("%s", "%s"))[not latex]
+    text = style % text + MARKS.get(row.verdict, ("", ""))[latex]
+    if not np.isfinite(row.p):
+        return text
+    holm = f", Holm {row.p_holm:.2g}" if np.isfinite(row.p_holm) else ""
+    p_text = f"p {row.p:.2g}{holm}"
+    if latex:
+        return (r"\begin{tabular}[c]{@{}r@{}}" + text + r" \\ {\scriptsize $p$ "
+                + f"{row.p:.2g}{holm}".replace("-", "$-$") + r"}\end{tabular}")
+    return f"{text} ({p_text})"
+
+
+def refinement(rows: pd.DataFrame) -> str:
+    """The refinement ('ICP') after which every row's metrics are measured, else ''."""
+    afters = {refinement_of(family_of(t), m) for t, m in zip(rows["task"], rows["model"])}
+    return afters.pop() if len(afters) == 1 else ""
 
 
 def render(table: pd.DataFrame, metrics: Sequence[str], directions: dict[str, str],
            latex: bool = False, baseline: str = "plain") -> pd.DataFrame:
-    """Wide text table of `final_table` rows (or `difference_table` rows) for `metrics`."""
-    bold = r"\textbf{%s}" if latex else "**%s**"
+    """Wide text table of `final_table` rows (or `difference_table` rows) for `metrics`; a column
+    of values below 1e-3 or from 1e5 on shares one power of ten, named in its header."""
     rows = table[table.metric.isin(metrics)]
-    if "diff" in rows:
-        text = [format_interval(d, lo, hi, latex) for d, lo, hi in
-                zip(rows["diff"], rows["lo"], rows["hi"])]
-        flags = rows["verdict"] == "better"
-    else:
-        text = [format_mean_std(m, s, n, latex) for m, s, n in
-                zip(rows["mean"], rows["std"], rows["n"])]
-        flags = rows["best"]
-    text = [bold % t if f else t for t, f in zip(text, flags)]
+    value = "diff" if "diff" in rows else "mean"
+    exponents = {m: scale_exponent(rows.loc[rows.metric == m, value]) for m in metrics}
+    text = [cell_text(row, exponents[row.metric], latex) for row in rows.itertuples()]
     wide = rows.assign(text=text).pivot_table(index=KEYS, columns="metric", values="text",
                                               aggfunc="first")
     wide = wide.dropna(how="all")
@@ -259,7 +256,9 @@ def render(table: pd.DataFrame, metrics: Sequence[str], directions: dict[str, st
     if rows.task.nunique() > 1:  # units differ between tasks only within a family in name
         units = {m: u for m, u in units.items()
                  if len({unit_of(t, m) for t in rows.task.unique()}) == 1}
-    wide = wide[present].rename(columns={m: header(units, m, directions, latex) for m in present})
+    after = refinement(rows) if len(rows) else ""
+    wide = wide[present].rename(columns={m: header(units, m, directions, latex, exponents[m],
+                                                   after) for m in present})
     wide = wide.reset_index().rename_axis(columns=None).fillna("—" if not latex else "--")
     if latex:  # the caption names the family: `alignment1d_same` -> `same`
         wide["task"] = [t.split("_", 1)[1] if "_" in t else t for t in wide["task"]]
@@ -274,8 +273,10 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return tabulate(frame, headers="keys", tablefmt="github", showindex=False)
 
 
-def to_latex(frame: pd.DataFrame, caption: str, label: str, notes: Sequence[str] = ()) -> str:
-    """A booktabs `table` float, shrunk to the text width when wider (adjustbox); notes below."""
+def to_latex(frame: pd.DataFrame, caption: str, label: str, notes: Sequence[str] = (),
+             wide: bool = False) -> str:
+    """A booktabs `table` float at the caption's size (never shrunk: `column_groups` splits wide
+    tables instead), or `table*` (both columns of a two-column paper) when `wide`; notes below."""
     align = "lll" + "r" * (frame.shape[1] - 3)
     names = [str(c).split("\n")[0] for c in frame.columns]
     units = [str(c).split("\n")[1] if "\n" in str(c) else "" for c in frame.columns]
@@ -290,15 +291,14 @@ def to_latex(frame: pd.DataFrame, caption: str, label: str, notes: Sequence[str]
             lines.append(r"\addlinespace")
         previous = cells[0]
         lines.append(" & ".join(str(c) for c in cells) + r" \\")
-    tabular = "\n".join([rf"\begin{{tabular}}{{{align}}}", r"\toprule", *lines, r"\bottomrule",
-                         r"\end{tabular}"])
-    tabular = "\n".join([r"\begin{adjustbox}{max width=\linewidth}", tabular,
-                         r"\end{adjustbox}"])
-    body = [r"\begin{table}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
-            rf"\caption{{{caption}}}", rf"\label{{{label}}}", tabular]
+    float_env = "table*" if wide else "table"
+    body = [rf"\begin{{{float_env}}}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",
+            rf"\caption{{{caption}}}", rf"\label{{{label}}}",
+            rf"\begin{{tabular}}{{{align}}}", r"\toprule", *lines, r"\bottomrule",
+            r"\end{tabular}"]
     if notes:
         body.append(r"\par\smallskip{\footnotesize " + r" \\ ".join(notes) + "}")
-    return "\n".join([*body, r"\end{table}"]) + "\n"
+    return "\n".join([*body, rf"\end{{{float_env}}}"]) + "\n"
 
 
 def caption_definitions(metrics: Sequence[str]) -> str:
@@ -309,15 +309,15 @@ def caption_definitions(metrics: Sequence[str]) -> str:
         key = definition or metric
         if definition and key not in seen:
             seen.add(key)
-            name = re.sub(r"@[\d.]+$", "@k", metric)
-            name = re.sub(r"^(success|escaped)_\w+$", r"\1_*", name)
+            name = {"success@": "success@k", "success_": "success (1°, 5°)",
+                    "escaped_": "escaped"}.get(stem(metric), display_name(metric))
             parts.append(f"{name}: {definition}")
     return ("Metrics: " + "; ".join(parts) + ".") if parts else ""
 
 
 def write_table(markdown: pd.DataFrame, latex: pd.DataFrame, raw: pd.DataFrame, stem: Path,
                 formats: Sequence[str], caption: str, label: str,
-                notes: Sequence[str] = ()) -> list[Path]:
+                notes: Sequence[str] = (), wide: bool = False) -> list[Path]:
     """Write `stem.{md,tex,csv}` (as `formats` asks); returns the files written."""
     written = []
     if "md" in formats:
@@ -326,7 +326,7 @@ def write_table(markdown: pd.DataFrame, latex: pd.DataFrame, raw: pd.DataFrame, 
         written.append(stem.with_suffix(".md"))
     if "tex" in formats:
         tex_notes = [latex_text(n) for n in notes]
-        atomic_write_text(stem.with_suffix(".tex"), to_latex(latex, caption, label, tex_notes))
+        atomic_write_text(stem.with_suffix(".tex"), to_latex(latex, caption, label, tex_notes, wide))
         written.append(stem.with_suffix(".tex"))
     if "csv" in formats:
         atomic_write_frame(raw, stem.with_suffix(".csv"))
@@ -336,9 +336,10 @@ def write_table(markdown: pd.DataFrame, latex: pd.DataFrame, raw: pd.DataFrame, 
 
 #: LaTeX packages the generated tables need (written as `tables/preamble.tex`).
 PREAMBLE = r"""% Packages needed by the generated tables: \input{preamble} in the document preamble,
-% then \input{<family>_final_<group>} where a table goes.
-\usepackage{booktabs}   % \toprule, \midrule, \bottomrule, \addlinespace
-\usepackage{adjustbox}  % max width=\linewidth (texlive-latex-extra)
-\usepackage{amssymb}    % arrows and symbols in headers
+% then \input{<family>_final_<group>} where a table goes. Debian: texlive-latex-base,
+% texlive-latex-recommended, lmodern.
 \usepackage[T1]{fontenc}
+\usepackage{lmodern}    % scalable Type 1 fonts (T1 without it embeds Type 3 bitmaps)
+\usepackage{booktabs}   % \toprule, \midrule, \bottomrule, \addlinespace
+\usepackage{amssymb}    % arrows, triangles (verdict marks) and symbols in headers
 """
