@@ -38,7 +38,8 @@ def costs(network: nn.Module, moved: torch.Tensor, tgt: torch.Tensor,
     [n, M, 3] -> [n, N, M]."""
     fx, fy = network(moved, tgt)
     fx, fy = F.normalize(fx, dim=-1), F.normalize(fy, dim=-1)
-    geometric = (moved[:, :, None] - tgt[:, None]).pow(2).sum(-1)
+    geometric = (moved.pow(2).sum(-1)[..., None] + tgt.pow(2).sum(-1)[:, None]
+                 - 2.0 * moved @ tgt.transpose(-1, -2)).clamp_min(0.0)  # |x_i - y_j|^2
     feature = (2.0 - 2.0 * fx @ fy.transpose(-1, -2)).clamp_min(0.0)  # |a - b|^2 of unit vectors
     return geometric + feature_weight * feature
 
