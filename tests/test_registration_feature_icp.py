@@ -98,7 +98,7 @@ def test_smoke_cells_report_network_error_and_gap_only_where_informative(tmp_pat
     matrix.write_text(textwrap.dedent(f"""\
         bench.matrix.Matrix.tasks = ['registration_synthetic_dcp']
         bench.matrix.Matrix.models = ['dcp', 'feature_icp']
-        bench.matrix.Matrix.objectives = ['plain', 'dlc']
+        bench.matrix.Matrix.objectives = ['dlc']
         bench.matrix.Matrix.scale = 'smoke'
         bench.matrix.Matrix.bindings = {bindings!r}
         """))
@@ -106,8 +106,7 @@ def test_smoke_cells_report_network_error_and_gap_only_where_informative(tmp_pat
     assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress") == 0
     records = [json.loads(p.read_text()) for p in (results / "runs").glob("*/run.json")]
     assert sorted((r["model"], r["objective"], r["status"]) for r in records) == [
-        ("dcp", "dlc", "done"), ("dcp", "plain", "done"),
-        ("feature_icp", "dlc", "done"), ("feature_icp", "plain", "done")]
+        ("dcp", "dlc", "done"), ("feature_icp", "dlc", "done")]
     frame = pd.read_parquet(results / "results.parquet")
     final = frame[frame.phase == "test"]
     for model, steps in (("dcp", 1), ("feature_icp", 1 + 3)):  # smoke: 3 learned-feature steps

@@ -295,7 +295,7 @@ class Registration(Forms, Task):
         trans = geo.translation_error(iterates, gt[None])
         euler = geo.wrap_deg(geo.euler_zyx_deg(iterates) - geo.euler_zyx_deg(gt)[None])
         dt = iterates[..., :3, 3] - gt[None, :, :3, 3]
-        network = iterates.shape[0] - 1 - self.icp_iterations  # the last step before ICP
+        network = max(iterates.shape[0] - 1 - self.icp_iterations, 0)  # last step before ICP
         return {
             "rot_iso_deg": rot, "trans_iso": trans,
             "rot_network_deg": rot[network].expand_as(rot),
