@@ -4,7 +4,6 @@ metrics each registration model reports."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +17,7 @@ from bench.tasks.registration import geometry as geo
 from bench.tasks.registration.feature_icp import FeatureICP
 from bench.tasks.registration.models import DCPNet, ICPOnly
 from bench.tasks.registration.task import Registration
-from tests.conftest import bench_cli
+from tests.test_registration import run_tiny_matrix
 
 GAP = {"optimality_gap", "spurious_minimum"}
 
@@ -84,26 +83,7 @@ def test_models_declare_the_metrics_that_carry_no_information(case) -> None:
 
 
 def test_smoke_cells_report_network_error_and_gap_only_where_informative(tmp_path: Path) -> None:
-    matrix = tmp_path / "m.gin"
-    bindings = ["bench.run.Experiment.epochs = 1", "bench.run.Experiment.batch_size = 16",
-                "bench.run.Experiment.landscape_examples = 4",
-                "bench.tasks.registration.Registration.num_points = 48",
-                "bench.tasks.registration.Registration.raw_points = 64",
-                "bench.tasks.registration.Registration.n_train = 32",
-                "bench.tasks.registration.Registration.n_test = 16",
-                "bench.tasks.registration.Registration.icp_iterations = 3",
-                "bench.tasks.registration.DCPNet.dims = 16",
-                "bench.tasks.registration.DCPNet.widths = (16,)",
-                "bench.tasks.registration.DCPNet.feedforward = 32"]
-    matrix.write_text(textwrap.dedent(f"""\
-        bench.matrix.Matrix.tasks = ['registration_synthetic_dcp']
-        bench.matrix.Matrix.models = ['dcp', 'feature_icp']
-        bench.matrix.Matrix.objectives = ['dlc']
-        bench.matrix.Matrix.scale = 'smoke'
-        bench.matrix.Matrix.bindings = {bindings!r}
-        """))
-    results = tmp_path / "out"
-    assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress") == 0
+    results = run_tiny_matrix(tmp_path, ["dcp", "feature_icp"], ["dlc"])
     records = [json.loads(p.read_text()) for p in (results / "runs").glob("*/run.json")]
     assert sorted((r["model"], r["objective"], r["status"]) for r in records) == [
         ("dcp", "dlc", "done"), ("feature_icp", "dlc", "done")]
