@@ -82,6 +82,7 @@ def test_models_declare_the_metrics_that_carry_no_information(case) -> None:
                                                                          "trans_network"}
 
 
+@pytest.mark.slow  # two training cells end to end (the unit tests above are the fast check)
 def test_smoke_cells_report_network_error_and_gap_only_where_informative(tmp_path: Path) -> None:
     results = run_tiny_matrix(tmp_path, ["dcp", "feature_icp"], ["dlc"])
     records = [json.loads(p.read_text()) for p in (results / "runs").glob("*/run.json")]
