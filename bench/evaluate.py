@@ -5,7 +5,8 @@
   plus the lowest h of a small fixed search around w* (`search_minimum`), so the optimality gap
   is measured against the best value of h known for each example.
 * `evaluate(exp, device, rec)` records each of `task.metrics` per solver iteration (phase
-  `test_iter`) and at the last iteration (phase `test`), then the landscape diagnostic; with
+  `test_iter`) and at the last iteration (phase `test`), less those the model declares
+  uninformative for itself (`bench.metrics.reported`), then the landscape diagnostic; with
   `exp.eval_split = 'val'` (tuning trials) on the validation split instead, as phases
   `val_iter`/`val`.
 * `landscape(exp, columns, device, rec)`: on the first `landscape_examples` test examples, the
@@ -25,7 +26,7 @@ import torch
 
 import dlc
 from bench.experiment import Experiment
-from bench.metrics import Trace, with_companions
+from bench.metrics import Trace, reported
 from bench.schema import Direction, Phase
 from bench.train import Columns, Diverged, Recorder, batches, to_device, train_directions
 
@@ -43,7 +44,7 @@ GAP_SEARCH_SEED = 1
 
 def metric_directions(exp: Experiment) -> dict[str, Direction]:
     """metric name -> direction for every metric a cell of `exp` records (train, test, landscape)."""
-    test = {m.name: Direction(m.direction) for m in with_companions(exp.task.metrics)}
+    test = {m.name: Direction(m.direction) for m in reported(exp.task.metrics, exp.model)}
     return {**train_directions(exp), **test, **LANDSCAPE_DIRECTIONS}
 
 
@@ -91,7 +92,7 @@ def evaluate(exp: Experiment, device: torch.device, rec: Recorder) -> None:
     trace = solver_trace(exp, columns, device)
     final, per_iter = ((Phase.VAL, Phase.VAL_ITER) if exp.eval_split == "val"
                        else (Phase.TEST, Phase.TEST_ITER))
-    for metric in with_companions(exp.task.metrics):
+    for metric in reported(exp.task.metrics, exp.model):
         values = metric(trace)
         for it, value in enumerate(values.tolist()):
             rec.add(per_iter, it, metric.name, value)

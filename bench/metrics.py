@@ -103,6 +103,14 @@ def with_companions(metrics: list[Metric]) -> list[Metric]:
     return list(metrics)
 
 
+def reported(metrics: list[Metric], model: object) -> list[Metric]:
+    """`with_companions(metrics)` less the metrics the model declares uninformative for itself
+    (`model.uninformative_metrics`, names; e.g. the optimality gap of a model whose output is
+    argmin h in closed form). Models without the attribute keep every metric."""
+    drop = set(getattr(model, "uninformative_metrics", ()))
+    return [m for m in with_companions(metrics) if m.name not in drop]
+
+
 @gin.configurable(module="bench.metrics")
 class SuccessRate(Metric):
     """Percentage of examples with d(w_t, w*) < threshold (named `success@<threshold>`)."""

@@ -263,6 +263,9 @@ def test_presets_run_in_the_smoke_matrix_where_they_apply_and_skip_with_a_reason
         ("registration_synthetic_dcp", "dcp", "dlc_prnet_demo"),
         ("registration_synthetic_dcp", "dcp", "dlc_prnet_demo_ft"),
         ("registration_synthetic_dcp", "dcp", "plain"),  # the fine-tuning parent, added
+        ("registration_synthetic_dcp", "feature_icp", "dlc_prnet_demo"),
+        ("registration_synthetic_dcp", "feature_icp", "dlc_prnet_demo_ft"),
+        ("registration_synthetic_dcp", "feature_icp", "plain"),
     }
     reasons = {c.objective: c.skip_reason for c in cells
                if c.skip_reason and c.model in ("conv1d", "gru", "deeplk", "dcp")}

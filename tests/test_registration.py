@@ -174,7 +174,9 @@ def test_network_estimate_minimises_h_and_gradients_reach_the_network(shapes) ->
     assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
 
 
-def test_plain_and_dlc_run_on_a_registration_smoke_cell(tmp_path: Path) -> None:
+def run_tiny_matrix(tmp_path: Path, models: list[str], objectives: list[str]) -> Path:
+    """Run a tiny registration_synthetic_dcp matrix (smoke scale, 48 points, 1 epoch) of
+    `models` x `objectives` into `tmp_path / 'out'`; returns that results folder."""
     matrix = tmp_path / "m.gin"
     bindings = ["bench.run.Experiment.epochs = 1", "bench.run.Experiment.batch_size = 16",
                 "bench.run.Experiment.landscape_examples = 4",
@@ -188,13 +190,18 @@ def test_plain_and_dlc_run_on_a_registration_smoke_cell(tmp_path: Path) -> None:
                 "bench.tasks.registration.DCPNet.feedforward = 32"]
     matrix.write_text(textwrap.dedent(f"""\
         bench.matrix.Matrix.tasks = ['registration_synthetic_dcp']
-        bench.matrix.Matrix.models = ['prnet', 'icp']
-        bench.matrix.Matrix.objectives = ['plain', 'dlc']
+        bench.matrix.Matrix.models = {models!r}
+        bench.matrix.Matrix.objectives = {objectives!r}
         bench.matrix.Matrix.scale = 'smoke'
         bench.matrix.Matrix.bindings = {bindings!r}
         """))
     results = tmp_path / "out"
     assert bench_cli("run", str(matrix), "--results", str(results), "--no-progress") == 0
+    return results
+
+
+def test_plain_and_dlc_run_on_a_registration_smoke_cell(tmp_path: Path) -> None:
+    results = run_tiny_matrix(tmp_path, ["prnet", "icp"], ["plain", "dlc"])
     records = {p.parent.name: json.loads(p.read_text())
                for p in (results / "runs").glob("*/run.json")}
     done = {(r["model"], r["objective"]) for r in records.values() if r["status"] == "done"}

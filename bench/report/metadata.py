@@ -32,6 +32,8 @@ UNITS: dict[tuple[str, ...] | str, str] = {
     ("registration", "euler_mae_deg"): "degrees",
     ("registration", "euler_rmse_deg"): "degrees",
     ("registration", "trans_iso"): "unit-sphere radius",
+    ("registration", "rot_network_deg"): "degrees",
+    ("registration", "trans_network"): "unit-sphere radius",
     ("registration", "trans_mae"): "unit-sphere radius",
     ("registration", "trans_rmse"): "unit-sphere radius",
     ("registration", "chamfer"): "unit-sphere radius²",
@@ -91,7 +93,7 @@ MODEL_LABELS: dict[tuple[str, str], dict[str, str]] = {
 ITERATION_LABELS: dict[str, str] = {
     "alignment1d": "Gauss-Newton iteration",
     "homography": "Lucas-Kanade iteration (coarse to fine)",
-    "registration": "step (0: identity, then network passes, then ICP)",
+    "registration": "step (0: identity, then network passes, learned-feature ICP, then ICP)",
     "sequence": "read-out checkpoint along the sequence (0: initial state)",
 }
 
@@ -105,8 +107,11 @@ DEFINITIONS: dict[str, str] = {
                        "search around w*), clipped at 0"),
     "spurious_minimum": "% of test examples where w* is not the minimiser of the learned h",
     "violation_rate": "share of random rays through w* on which the learned h is not star-convex",
-    "rot_iso_deg": "isotropic rotation error (RPM-Net)",
-    "trans_iso": "isotropic translation error (RPM-Net)",
+    "rot_iso_deg": "isotropic rotation error (RPM-Net); final value: after ICP refinement",
+    "trans_iso": "isotropic translation error (RPM-Net); final value: after ICP refinement",
+    "rot_network_deg": ("isotropic rotation error of the network's own estimate, before ICP "
+                        "refinement (the primary registration error)"),
+    "trans_network": "isotropic translation error of the network's own estimate, before ICP",
     "euler_mae_deg": "mean absolute Euler-angle error (DCP)",
     "euler_rmse_deg": "root-mean-square Euler-angle error (DCP)",
     "trans_mae": "mean absolute translation error (DCP)",
@@ -130,10 +135,12 @@ MAX_METRIC_COLUMNS = 4
 MAX_INTERVAL_COLUMNS = 2
 
 #: test-time steps at which a task's learned iterations end and a classical refinement begins
-#: (registration: step 0 is the identity, steps 1..K the network passes, then ICP).
+#: (registration: step 0 is the identity, steps 1..K the network passes, then ICP; feature_icp's
+#: network pass is followed by its learned-feature ICP steps on h, then ICP).
 REFINEMENT_STARTS: dict[tuple[str, str], tuple[int, str]] = {
     ("registration", "dcp"): (1, "ICP"),
     ("registration", "prnet"): (3, "ICP"),
+    ("registration", "feature_icp"): (1, "learned-feature ICP on h, then ICP"),
 }
 
 #: metrics a reference model measures exactly as the trained models do (its line may share their

@@ -44,7 +44,10 @@ Batch = Mapping[str, torch.Tensor]
 class Model(Protocol):
     """The model contract: a `torch.nn.Module` (parameters, `train()`/`eval()`, `to(device)`)
     that declares the task `family` it is built for. A model with nothing to train (classical ICP)
-    may also set `learned = False`; tasks that care read it with a default of True."""
+    may also set `learned = False`; tasks that care read it with a default of True. A model may
+    declare `uninformative_metrics` (metric names that carry no information for it, e.g. the
+    optimality gap when its output is argmin h in closed form); evaluation does not record them
+    for it (`bench.metrics.reported`)."""
 
     family: str
 

@@ -83,6 +83,10 @@ class DCPNet(nn.Module):
     """
 
     family = "registration"
+    #: the estimate is argmin h in closed form (the SVD head minimises h at the last pass's
+    #: correspondences), so the gap to the lowest known h and the spurious-minimum rate say
+    #: nothing about the network: they are not reported for it (`bench.metrics.reported`).
+    uninformative_metrics: tuple[str, ...] = ("optimality_gap", "spurious_minimum")
 
     def __init__(self, embedding: Literal["pointnet", "dgcnn"] = "pointnet", dims: int = 64,
                  widths: tuple[int, ...] = (64, 64, 128), k: int = 20, attention_layers: int = 1,
@@ -117,6 +121,8 @@ class ICPOnly(nn.Module):
 
     family = "registration"
     learned = False
+    #: no network: its "network estimate" would be the identity start
+    uninformative_metrics: tuple[str, ...] = ("rot_network_deg", "trans_network")
 
     def __init__(self) -> None:
         super().__init__()

@@ -5,31 +5,39 @@ space: perturbations along SO(3) x R^3 geodesics, not on matrix entries). A netw
 both clouds (`models.DCPNet`), forms soft correspondences y_hat_i = sum_j softmax_j(<fx_i, fy_j> /
 (tau sqrt(D))) y_j and fits the transform in closed form by weighted Procrustes (DCP's SVD head,
 Wang & Solomon 2019). PRNet-like refinement (Wang & Solomon 2019) applies the network `iterations`
-times, each time on the source moved by the current (detached) estimate. Test time then runs
-`icp_iterations` of point-to-point ICP from the network's estimate.
+times, each time on the source moved by the current (detached) estimate. A `FeatureICP` model then
+descends its own learned energy (learned-feature ICP, `feature_icp.py`) for `steps` iterations.
+Test time then runs `icp_iterations` of point-to-point ICP from the network's estimate.
 
 DLC's h (the authors' choice: the registration loss as a function of the target transform) is the
 energy the SVD head minimises in closed form, at the last pass's correspondences:
 
     h(w) = mean_i |R_w x_i + t_w - y_hat_i|^2,
 
-so the last network estimate is exactly argmin_w h. The base ('plain') loss is DCP's
+so the last network estimate is exactly argmin_w h (`DCPNet` declares the optimality gap and the
+spurious-minimum rate uninformative). For a `FeatureICP` model h is instead recomputed at w: the
+learned-feature correspondence energy mean_i min_j c_ij(w) of `feature_icp.py`, which its
+test-time solver descends. The base ('plain') loss is DCP's
 |R_hat^T R* - I|^2 + |t_hat - t*|^2 (entry means), summed over passes with PRNet's discount.
 For the ICP-only model (no network), h is ICP's energy mean_i min_j |w(x_i) - y_j|^2.
 
-Iterates from `solve` are [1 + K + I, B, 4, 4]: step 0 the identity, steps 1..K the network passes,
-steps K+1..K+I the ICP iterations; "without ICP" is step K, "with ICP" the last step (phase `test`).
+Iterates from `solve` are [1 + K + L + I, B, 4, 4]: step 0 the identity, steps 1..K the network
+passes, steps K+1..K+L learned-feature ICP (L = 0 but for `FeatureICP`), then the I ICP iterations;
+"without ICP" is step K + L, "with ICP" the last step (phase `test`).
 Per-iteration metrics (`extras`, each [T+1, B]): RPM-Net's isotropic errors (Yew & Lee 2020)
 `rot_iso_deg`, `trans_iso`; DCP's Euler ('zyx', degrees) `euler_mae_deg`, `euler_sq_deg2` and
 translation `trans_mae`, `trans_sq` (RMSE via `RootMean`); RPM-Net's modified `chamfer`;
-`success_1deg` / `success_5deg` (100 when err_R < 1 deg and err_t < 0.01 / 5 deg and 0.05).
+`success_1deg` / `success_5deg` (100 when err_R < 1 deg and err_t < 0.01 / 5 deg and 0.05);
+`rot_network_deg` / `trans_network`: the isotropic errors of the network's own estimate (step K + L,
+before ICP), the same at every step, so their final value is the network's error before ICP.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import gin
@@ -56,13 +64,15 @@ class Outputs:
 
     src [B, N, 3], tgt [B, M, 3]: the input clouds; matched [B, N, 3]: soft correspondences of the
     last network pass (None without a network); estimates [K, B, 4, 4]: the transform after each
-    pass (K = 0 without a network).
+    pass (K = 0 without a network); energy: the model's own h recomputed at w, [K, B, 4, 4] ->
+    [K, B] (`FeatureICP.energy` on these clouds; None for models without one).
     """
 
     src: torch.Tensor
     tgt: torch.Tensor
     matched: torch.Tensor | None
     estimates: torch.Tensor
+    energy: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 @gin.configurable(module="bench.tasks.registration")
@@ -101,8 +111,9 @@ class Registration(Forms, Task):
         discount: PRNet's per-pass loss discount (pass k of K weighs discount^(K-k)).
         space: DLC target space (default `RigidTransform()`), bound in the task gin file.
         metrics, mu, data_seed: see `bench.tasks.base.Task`.
-        h: DLC's h, 'energy' (the Procrustes energy at the last pass's soft correspondences, or
-            ICP's energy without a network) or 'output' (the base loss below, per example, at a
+        h: DLC's h, 'energy' (the Procrustes energy at the last pass's soft correspondences, the
+            model's own energy recomputed at w for `FeatureICP`, or ICP's energy without a
+            network) or 'output' (the base loss below, per example, at a
             perturbed label w: the authors' PRNet demo). See `bench.tasks.forms`.
         base: DLC's base term, 'method' (`loss`, DCP's) or 'h' (h(w*)).
     """
@@ -231,7 +242,9 @@ class Registration(Forms, Task):
             matched = torch.softmax(logits, dim=-1) @ tgt  # [B, N, 3]
             current = geo.procrustes(moved, matched) @ current.detach()
             estimates.append(current)
-        return Outputs(src, tgt, matched, torch.stack(estimates))
+        energy = model.energy if hasattr(model, "energy") else None
+        return Outputs(src, tgt, matched, torch.stack(estimates),
+                       None if energy is None else partial(energy, src, tgt))
 
     def target(self, batch: Batch) -> torch.Tensor:
         return batch["transform"]
@@ -239,6 +252,8 @@ class Registration(Forms, Task):
     def h(self, outputs: Outputs, w: torch.Tensor) -> torch.Tensor:
         if self.h_form == "output" and outputs.estimates.shape[0]:
             return self.per_example_loss(outputs, w)
+        if outputs.energy is not None:
+            return outputs.energy(w)
         moved = geo.apply(w, outputs.src[None])  # [K, B, N, 3]
         if outputs.matched is not None:
             return (moved - outputs.matched[None]).pow(2).sum(-1).mean(-1)
@@ -270,6 +285,8 @@ class Registration(Forms, Task):
     def solve(self, model: nn.Module, outputs: Outputs, batch: Batch) -> torch.Tensor:
         start = geo.identity(outputs.src.shape[0], outputs.src)[None]
         iterates = torch.cat([start, outputs.estimates])
+        if hasattr(model, "descend"):
+            iterates = torch.cat([iterates, model.descend(outputs.src, outputs.tgt, iterates[-1])])
         refined = geo.icp(outputs.src, outputs.tgt, iterates[-1], self.icp_iterations,
                           self.icp_max_distance)
         return torch.cat([iterates, refined])
@@ -281,8 +298,11 @@ class Registration(Forms, Task):
         trans = geo.translation_error(iterates, gt[None])
         euler = geo.wrap_deg(geo.euler_zyx_deg(iterates) - geo.euler_zyx_deg(gt)[None])
         dt = iterates[..., :3, 3] - gt[None, :, :3, 3]
+        network = max(iterates.shape[0] - 1 - self.icp_iterations, 0)  # last step before ICP
         return {
             "rot_iso_deg": rot, "trans_iso": trans,
+            "rot_network_deg": rot[network].expand_as(rot),
+            "trans_network": trans[network].expand_as(trans),
             "euler_mae_deg": euler.abs().mean(-1), "euler_sq_deg2": euler.pow(2).mean(-1),
             "trans_mae": dt.abs().mean(-1), "trans_sq": dt.pow(2).mean(-1),
             "chamfer": geo.modified_chamfer(iterates, gt, outputs.src, outputs.tgt, batch["raw"]),
