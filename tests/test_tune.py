@@ -200,9 +200,10 @@ def test_a_misspelt_search_space_key_names_its_sweep_line(tmp_path: Path,
 
 
 def test_shipped_tuning_matrices_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    # `bench tune smoke`: 2 trials x (9 task-model pairs x 2 objectives), ICP + DLC skipped
+    # `bench tune smoke`: 2 trials x (10 task-model pairs x 2 objectives), ICP + DLC and raw LK
+    # + DLC skipped (models with nothing to train run plain only)
     assert bench_cli("tune", "smoke", "--out", str(tmp_path / "smoke"), "--dry-run") == 0
-    assert "36 cells, 34 to run" in capsys.readouterr().out
+    assert "40 cells, 36 to run" in capsys.readouterr().out
     # the cpu comparison: equal trial counts per objective, an estimate for every cell
     assert bench_cli("tune", "cpu_tuned", "--estimate", str(REPO / "results" / "cpu_budget0"),
                      "--jobs", "2") == 0
