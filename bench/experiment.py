@@ -125,8 +125,13 @@ class Experiment:
         return self.task.family
 
     def skip(self) -> tuple[bool, str]:
-        """(True, reason) if task, model and objective cannot run together."""
+        """(True, reason) if task, model and objective cannot run together. A model with nothing
+        to learn (`learned = False`: ICP, raw-intensity LK) runs once, as 'plain' from scratch."""
         skip, reason = self.task.skip(self.model, self.objective)
         if not skip:
             skip, reason = self.objective.skip(self.task)
+        if not skip and not getattr(self.model, "learned", True) and (
+                type(self.objective).__name__ != "Plain" or self.init_from):
+            return True, (f"{type(self.model).__name__} has nothing to train (a classical "
+                          "reference): it runs with the 'plain' objective only, from scratch")
         return skip, reason

@@ -95,7 +95,7 @@ NON_ITERATIVE_MODELS = {
     "dhn": "direct 4-point regression (Deep Homography Network)",
 }
 #: the non-learned reference model of each task family (a row is `floor` below it)
-REFERENCE_MODELS = {"registration": "icp"}
+REFERENCE_MODELS = {"registration": "icp", "homography": "rawlk"}
 
 
 def reaches_plain_limit(spec: Mapping[str, Any]) -> bool:

@@ -5,7 +5,14 @@
 * `DeepLKFeatures`: DeepLK/DLKFM-like (Zhao et al., CVPR 2021) two-branch network producing a
   learned single-channel feature pyramid for the input and the template, on which the task runs
   inverse-compositional Lucas-Kanade coarse to fine. Output `Pyramid(inputs, templates)`, level 0
-  finest, level l of size (s / 2^l, t / 2^l); each map normalised to zero mean, unit variance.
+  finest, level l of size (s / 2^l, t / 2^l).
+* `RawPyramid`: no network, the images themselves (classical LK on raw intensities; `learned =
+  False`, the `rawlk` reference model).
+Every level's pair is normalised with SHARED statistics (`normalise_pair`: the template map's
+mean and std applied to both maps), so a noise-free pair (input features at H(w*) x equal to the
+template's) stays exactly equal after normalisation and w* is a fixed point of LK (E(w*) = 0).
+Normalising each map by its own statistics breaks this: the input's statistics cover the whole
+input, the template's only its footprint.
 No IHN-like model (Cao et al., CVPR 2022) yet.
 """
 
@@ -30,9 +37,19 @@ class Pyramid:
     templates: list[torch.Tensor]  # level l: [B, 1, t / 2^l, t / 2^l]
 
 
-def _normalise(f: torch.Tensor) -> torch.Tensor:
-    f = f - f.mean(dim=(-1, -2), keepdim=True)
-    return f / (f.pow(2).mean(dim=(-1, -2), keepdim=True) + 1e-6).sqrt()
+def normalise_pair(inputs: torch.Tensor, template: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both maps shifted and scaled by the template map's statistics: inputs [B, C, Hi, Wi],
+    template [B, C, Ht, Wt] -> (inputs - m) / s, (template - m) / s with m, s [B, C, 1, 1] the
+    template's mean and std (the template has zero mean and unit variance afterwards)."""
+    mean = template.mean(dim=(-1, -2), keepdim=True)
+    std = ((template - mean).pow(2).mean(dim=(-1, -2), keepdim=True) + 1e-6).sqrt()
+    return (inputs - mean) / std, (template - mean) / std
+
+
+def normalised_pyramid(inputs: list[torch.Tensor], templates: list[torch.Tensor]) -> Pyramid:
+    """`Pyramid` of the per-level pairs, each normalised by `normalise_pair`."""
+    pairs = [normalise_pair(fi, ft) for fi, ft in zip(inputs, templates)]
+    return Pyramid([fi for fi, _ in pairs], [ft for _, ft in pairs])
 
 
 @gin.configurable(module="bench.tasks.homography")
@@ -86,20 +103,22 @@ class DeepLKFeatures(nn.Module):
 
     def _pyramid(self, branch: nn.ModuleDict, image: torch.Tensor) -> list[torch.Tensor]:
         x = branch["trunk"](image[:, None])
-        return [_normalise(head(F.avg_pool2d(x, 2 ** lvl) if lvl else x))
+        return [head(F.avg_pool2d(x, 2 ** lvl) if lvl else x)
                 for lvl, head in enumerate(branch["heads"])]
 
     def forward(self, image: torch.Tensor, template: torch.Tensor) -> Pyramid:
-        return Pyramid(self._pyramid(self.input_branch, image),
-                       self._pyramid(self.template_branch, template))
+        return normalised_pyramid(self._pyramid(self.input_branch, image),
+                                  self._pyramid(self.template_branch, template))
 
 
 @gin.configurable(module="bench.tasks.homography")
 class RawPyramid(nn.Module):
-    """No learning: the normalised images and their 2^l average pools (classical LK baseline).
-    One dummy parameter so optimizers accept it; train it with 0 epochs."""
+    """No learning: the images and their 2^l average pools, normalised per level by
+    `normalise_pair` (classical inverse-compositional LK on raw intensities, the `rawlk`
+    reference model). One dummy parameter so optimizers accept it; train it with 0 epochs."""
 
     family = "homography"
+    learned = False
 
     def __init__(self, levels: int = 2) -> None:
         super().__init__()
@@ -108,7 +127,8 @@ class RawPyramid(nn.Module):
 
     def forward(self, image: torch.Tensor, template: torch.Tensor) -> Pyramid:
         def pyr(x: torch.Tensor) -> list[torch.Tensor]:
-            return [_normalise(F.avg_pool2d(x[:, None], 2 ** lvl) if lvl else x[:, None])
+            return [F.avg_pool2d(x[:, None], 2 ** lvl) if lvl else x[:, None]
                     for lvl in range(self.levels)]
 
-        return Pyramid([p + 0 * self.unused for p in pyr(image)], pyr(template))
+        out = normalised_pyramid(pyr(image), pyr(template))
+        return Pyramid([p + 0 * self.unused for p in out.inputs], out.templates)

@@ -2,7 +2,9 @@
 
 w* = the 4-corner offsets [B, 4, 2] in px (`dlc.Homography` space; `distance` is the space's flat
 L2 norm over the 8 numbers). MACE (PRISE/IHN's mean corner error) and the success rates at PRISE's
-thresholds are recorded as extras (`mace`, `success@<thr>`, per iteration, [T+1, B]).
+thresholds are recorded as extras (`mace`, `success@<thr>`, per iteration, [T+1, B]), with
+`trivial_mace`, the MACE of the identity prediction w = 0 (the floor reference every model must
+beat; a constant baseline in the reports).
 
 * With a `Pyramid` model (DeepLK-like, Zhao et al. CVPR 2021): the energy is the feature warp error
       h(w) = mean_l mean_{x in template_l} (F_T^l(x) - F_I^l(H_l(w) x))^2,
@@ -225,8 +227,10 @@ class HomographyTask(Forms, Task):
 
     def extras(self, model: nn.Module, outputs: Any, batch: Batch,
                iterates: torch.Tensor) -> dict[str, torch.Tensor]:
-        err = mace(iterates, self.target(batch)[None])  # [T+1, B]
-        out = {"mace": err}
+        target = self.target(batch)
+        err = mace(iterates, target[None])  # [T+1, B]
+        identity = mace(torch.zeros_like(target), target)  # [B] the prediction w = 0
+        out = {"mace": err, "trivial_mace": identity[None].expand_as(err)}
         for thr in self.thresholds:
             out[f"success@{thr:g}"] = 100.0 * (err < thr).to(err.dtype)
         return out

@@ -175,12 +175,6 @@ class Registration(Forms, Task):
     def space(self) -> Space:
         return self._space
 
-    def skip(self, model: nn.Module, objective: Any) -> tuple[bool, str]:
-        skip, reason = super().skip(model, objective)
-        if not skip and not getattr(model, "learned", True) and type(objective).__name__ != "Plain":
-            return True, "ICP alone has nothing to train: run it with the 'plain' objective only"
-        return skip, reason
-
     # --- data ----------------------------------------------------------------------------------
     def _categories(self, split: str) -> tuple[int, ...]:
         half = len(FAMILIES) // 2
