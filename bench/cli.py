@@ -1,4 +1,4 @@
-"""Command line: `python -m bench run|list|collect|catalog|report|tune` (also `dlc-bench`).
+"""Command line: `python -m bench run|list|collect|catalog|report|tune|feasibility` (also `dlc-bench`).
 
 What each command reads and writes:
 
@@ -9,6 +9,7 @@ What each command reads and writes:
   `RESULTS/report`).
 * `collect RESULTS [--force]`: rebuilds the tables from the run folders.
 * `catalog`: what can be run (reads gin/); `tune MATRIX`: see `bench.tune`.
+* `feasibility MATRIX [--out DIR]`: see `bench.feasibility` (writes only `DIR/feasibility.csv`).
 
 A bad argument or config is one line on stderr and exit code 2.
 """
@@ -221,8 +222,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return tune_main(args)
 
 
+def cmd_feasibility(args: argparse.Namespace) -> int:
+    from bench.feasibility import main as feasibility_main
+
+    return feasibility_main(args)
+
+
 COMMANDS = {"run": cmd_run, "list": cmd_list, "collect": cmd_collect, "catalog": cmd_catalog,
-            "report": cmd_report, "tune": cmd_tune}
+            "report": cmd_report, "tune": cmd_tune, "feasibility": cmd_feasibility}
 
 
 def main(argv: list[str] | None = None) -> int:
