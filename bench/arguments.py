@@ -164,7 +164,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                                                          "none, the table on stdout only)")
     fea.add_argument("--batch", type=positive, default=32, help="training examples (default 32)")
     fea.add_argument("--steps", type=positive, default=400, help="Adam steps (default 400)")
-    fea.add_argument("--lr", type=positive_real, default=0.02, help="Adam lr (default 0.02)")
+    fea.add_argument("--lr", type=positive_real, default=0.05, help="Adam lr (default 0.05)")
 
     from bench.tune import add_parser as add_tune
 

@@ -112,7 +112,7 @@ def _evaluate(step: Step, seed: int) -> dict[str, float]:
     return sums
 
 
-def floor(step: Step, params: Sequence[torch.Tensor], steps: int = 400, lr: float = 0.02,
+def floor(step: Step, params: Sequence[torch.Tensor], steps: int = 400, lr: float = 0.05,
           seed: int = 0) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Minimise `step().loss` over `params` with Adam (fresh perturbations every step); returns
     the evaluations (`_evaluate`) at the start, at the mean of the iterates of the third quarter
@@ -142,7 +142,7 @@ def floor(step: Step, params: Sequence[torch.Tensor], steps: int = 400, lr: floa
 
 
 def check(task: Task, model: torch.nn.Module, objective: Objective, batch: Batch,
-          steps: int = 400, lr: float = 0.02, seed: int = 0) -> dict[str, Any]:
+          steps: int = 400, lr: float = 0.05, seed: int = 0) -> dict[str, Any]:
     """One row (without the names): the floor of `objective` on `task` with `model`'s outputs on
     `batch` freed (see the module docstring). `objective.setup(task)` must have run."""
     torch.manual_seed(seed)
@@ -174,7 +174,7 @@ def check(task: Task, model: torch.nn.Module, objective: Objective, batch: Batch
 # --- over a matrix ----------------------------------------------------------------------------
 def matrix_rows(matrix: str, tasks: Sequence[str] | None = None,
                 objectives: Sequence[str] | None = None, batch_size: int = 32,
-                steps: int = 400, lr: float = 0.02) -> pd.DataFrame:
+                steps: int = 400, lr: float = 0.05) -> pd.DataFrame:
     """`COLUMNS` for every (task, objective) of the matrix file `matrix` (name under
     gin/matrices/ or path), with the first model of its part that runs with both."""
     import gin
