@@ -182,6 +182,7 @@ def matrix_rows(matrix: str, tasks: Sequence[str] | None = None,
     from bench.config import parse_text, resolve
     from bench.experiment import Experiment
     from bench.matrix import expand_cells, load_matrix, restrict_tasks
+    from bench.train import seed_everything
 
     path = resolve("matrices", matrix)
     parts = load_matrix(path)
@@ -196,6 +197,7 @@ def matrix_rows(matrix: str, tasks: Sequence[str] | None = None,
             seen.add((cell.task, cell.objective))
             parse_text(cell.config_text)
             try:
+                seed_everything(0)  # the start point does not depend on the rows before it
                 exp = Experiment()
                 exp.objective.setup(exp.task)
                 batch = exp.task.dataset("train")[:batch_size]
