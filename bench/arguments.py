@@ -64,6 +64,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def positive_real(text: str) -> float:
+    """A finite float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def device(text: str) -> str:
     """'auto', 'cpu', 'cuda' or 'cuda:N', the CUDA ones only where torch sees that device."""
     match = re.fullmatch(r"auto|cpu|cuda(?::(\d+))?", text)
@@ -207,6 +218,18 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     tune.add_argument("--feasibility", type=Path, metavar="CSV",
                       help="feasibility table (task, objective, verdict) whose 'ill-posed' rows "
                            "the report's verdicts mark (default OUT/feasibility.csv if present)")
+
+    # `feasibility` (bench.feasibility): the hinge's floor on free outputs, per (task, objective)
+    fea = sub.add_parser("feasibility", help="can each objective's hinge be satisfied? (free "
+                                             "outputs, no network; writes only --out)")
+    fea.add_argument("matrix", help="matrix gin file (path or name under gin/matrices/)")
+    fea.add_argument("--tasks", help="comma-separated task gin files (default: the matrix's)")
+    fea.add_argument("--objectives", help="comma-separated objective gin files")
+    fea.add_argument("--out", type=results_folder, help="folder for feasibility.csv (default: "
+                                                         "none, the table on stdout only)")
+    fea.add_argument("--batch", type=positive, default=32, help="training examples (default 32)")
+    fea.add_argument("--steps", type=positive, default=400, help="Adam steps (default 400)")
+    fea.add_argument("--lr", type=positive_real, default=0.05, help="Adam lr (default 0.05)")
     return parser
 
 

@@ -1,5 +1,5 @@
-"""Command line: `python -m bench run|evaluate|list|collect|catalog|report|tune` (also
-`dlc-bench`).
+"""Command line: `python -m bench run|evaluate|estimate|list|collect|catalog|report|tune|
+feasibility` (also `dlc-bench`).
 
 What each command reads and writes:
 
@@ -15,6 +15,7 @@ What each command reads and writes:
   protocol report (`bench.report_protocol`).
 * `collect RESULTS [--force]`: rebuilds the tables from the run folders.
 * `catalog`: what can be run (reads gin/); `tune MATRIX`: see `bench.tune`.
+* `feasibility MATRIX [--out DIR]`: see `bench.feasibility` (writes only `DIR/feasibility.csv`).
 
 A bad argument or config, or a file-system error (disk full, read-only file system, ...), is one
 line on stderr and exit code 2. Ctrl-C stops the workers and exits with code 130 and one line
@@ -320,8 +321,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return tune_main(args)
 
 
-COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "estimate": cmd_estimate, "list": cmd_list, "collect": cmd_collect, "catalog": cmd_catalog,
-            "report": cmd_report, "tune": cmd_tune}
+def cmd_feasibility(args: argparse.Namespace) -> int:
+    from bench.feasibility import main as feasibility_main
+
+    return feasibility_main(args)
+
+
+COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "estimate": cmd_estimate, "list": cmd_list,
+            "collect": cmd_collect, "catalog": cmd_catalog, "report": cmd_report, "tune": cmd_tune,
+            "feasibility": cmd_feasibility}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,7 +87,8 @@ CLASSES = ("valid", "ill-posed", "floor", "non-iterative")
 FEASIBILITY = ("feasible", "ill-posed", "undetermined")
 PLAIN_LIMIT = 1e-4  # a weight at or below this is the plain limit of the search space
 #: the weight of the added term of each objective class that has one (what reaches plain at 0)
-WEIGHT_AXES = ("bench.objectives.DLC.weight", "bench.objectives.Margin.weight")
+WEIGHT_AXES = ("bench.objectives.DLC.weight", "bench.objectives.Margin.weight",
+               "dlc.Euclidean.scale")
 #: models whose prediction is one forward pass: no solver descends the learned h
 NON_ITERATIVE_MODELS = {
     "dcp": "one SVD on soft correspondences (Deep Closest Point)",

@@ -49,9 +49,9 @@ def test_end_to_end_store_layout_and_resume(tmp_path: Path) -> None:
     assert (results / "results.csv").exists() and (results / "runs.csv").exists()
 
     assert bench_cli("report", str(results), "--format", "md,tex,csv") == 0
-    final = (results / "report" / "tables" / "alignment1d_final_error_success.md").read_text()
+    final = (results / "report" / "tables" / "alignment1d_final_error.md").read_text()
     assert "| plain " in final and "| dlc " in final and "distance ↓" in final
-    assert (results / "report" / "tables" / "alignment1d_final_error_success.tex").stat().st_size
+    assert (results / "report" / "tables" / "alignment1d_final_error.tex").stat().st_size
     index = (results / "report" / "index.md").read_text()
     assert "figures/alignment1d_nonlinear__conv1d_test_iter_distance.png" in index
 

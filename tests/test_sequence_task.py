@@ -250,3 +250,64 @@ def test_mnist_cell_without_files_fails_with_the_missing_files(tmp_path: Path) -
     assert record["status"] == "failed"
     assert "MissingDataError" in record["reason"] and "train-images-idx3-ubyte" in record["reason"]
     assert str(root) in record["reason"]
+
+
+# --- the satisfiable classification form: h = KL(w || p) ------------------------------------------
+def _kl_digits() -> Digits:
+    import gin
+
+    with gin.unlock_config():
+        gin.bind_parameter("bench.tasks.sequence.task.SequenceTask.divergence", "kl")
+    try:
+        return Digits(n_train=64)
+    finally:
+        gin.clear_config()
+
+
+def test_kl_h_is_the_ce_at_the_one_hot_label_and_1_strongly_convex_in_w() -> None:
+    torch.manual_seed(0)
+    kl, ce = _kl_digits(), Digits(n_train=64)
+    assert (kl.divergence, ce.divergence) == ("kl", "ce")
+    outputs = torch.randn(5, 7, 10)
+    onehot = F.one_hot(torch.arange(5), 10).float()
+    assert torch.allclose(kl.h(outputs, onehot[None]), ce.h(outputs, onehot[None]))
+    a, b = torch.distributions.Dirichlet(torch.ones(10)).sample((2, 5))
+    mid = (a + b) / 2
+    values = kl.h(outputs, torch.stack([a, b, mid]))
+    gap = (values[0] + values[1]) / 2 - values[2]  # >= |a - b|^2 / 8 for 1-strong convexity
+    assert (gap >= (a - b).pow(2).sum(-1) / 8 - 1e-5).all()
+    linear = ce.h(outputs, torch.stack([a, b, mid]))  # the CE is linear: no curvature at all
+    assert torch.allclose((linear[0] + linear[1]) / 2, linear[2], atol=1e-5)
+
+
+def test_kl_h_stays_finite_off_the_simplex() -> None:
+    w = torch.full((1, 2, 10), 0.15)
+    w[..., 0] = -0.35
+    assert torch.isfinite(_kl_digits().h(torch.randn(2, 4, 10), w)).all()
+
+
+def test_kl_divergence_is_refused_for_regression() -> None:
+    import gin
+
+    with gin.unlock_config():
+        gin.bind_parameter("bench.tasks.sequence.task.SequenceTask.divergence", "kl")
+    try:
+        with pytest.raises(ValueError, match="divergence.*class labels only"):
+            Adding(length=12, n_train=8, n_test=8)
+    finally:
+        gin.clear_config()
+
+
+def test_sequence_digits_kl_binds_the_satisfiable_form() -> None:
+    from bench.config import parsed_text
+    from bench.experiment import Experiment
+    from bench.matrix import Matrix, expand_cells
+
+    cell = expand_cells(Matrix(tasks=["sequence_digits_kl"], models=["gru"], objectives=["dlc"]),
+                        Path("/nonexistent"))[0]
+    with parsed_text(cell.config_text):
+        exp = Experiment()
+        exp.objective.setup(exp.task)
+        space = exp.objective.star.space
+        assert exp.task.divergence == "kl" and float(exp.objective.star.mu) == 1.0
+        assert (space.mode, space.scale) == ("mixture", 0.5)

@@ -1,8 +1,8 @@
 """Sequence classification tasks: one label per sequence, read out after the last step.
 
 `Digits` (scikit-learn's 8x8 digits as a sequence), `MNIST1D` and `MNIST`. w* is the one-hot label
-`[B, C]` on the simplex; `h(w) = -sum_c w_c log softmax(z_L)_c` `[K, B]`; the loss is the usual
-cross-entropy. Registered in gin under `bench.tasks.sequence.task` (their historical name), like the
+`[B, C]` on the simplex; `h(w) = -sum_c w_c log softmax(z_L)_c` `[K, B]` (or KL(w || p) with
+`SequenceTask.divergence = 'kl'`); the loss is the usual cross-entropy. Registered in gin under `bench.tasks.sequence.task` (their historical name), like the
 rest of the family (see `bench.tasks.sequence.task` for the family's conventions).
 """
 
@@ -44,7 +44,7 @@ class _Classification(SequenceTask):
 
     def h(self, outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(outputs[:, -1].float(), dim=-1)  # [B, C]
-        return -(w * logp).sum(-1)  # [K, B]
+        return self.label_h(logp, w)  # [K, B]
 
     def _checkpoint_logp(self, outputs: torch.Tensor) -> torch.Tensor:
         """log-probabilities [K + 1, B, C] at the checkpoints."""

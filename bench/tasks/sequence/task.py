@@ -114,6 +114,11 @@ class SequenceTask(Forms, Task):
             read-out at a perturbed label) exists: no test-time solver descends it (the
             recurrence is not an optimiser of h), so DLC on this family is DLC-style, not DLC.
             base 'h' and 'method' coincide (the method's loss is mean h(w*)).
+        divergence: the class-label `h` (classification and copy): 'ce', the cross-entropy
+            `-sum_c w_c log p_c` (linear in w, never strongly star-convex), or 'kl',
+            `KL(w || p) = sum_c w_c log w_c - sum_c w_c log p_c`, which equals the CE at a one-hot
+            w* (the same loss for `plain`) and is 1-strongly convex in w on the simplex
+            (Hessian diag(1/w_c) >= I). Bound as `bench.tasks.sequence.task.SequenceTask.divergence`.
     """
 
     family = "sequence"
@@ -126,9 +131,14 @@ class SequenceTask(Forms, Task):
 
     def __init__(self, checkpoints: int = 8, space: Space | None = None,
                  metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0,
-                 h: HForm = "output", base: Base = "method") -> None:
+                 h: HForm = "output", base: Base = "method",
+                 divergence: Literal["ce", "kl"] = "ce") -> None:
         super().__init__(metrics=metrics, mu=mu, data_seed=data_seed)
         self.set_forms(h, base)
+        if divergence not in ("ce", "kl") or (divergence == "kl" and self.kind == "regression"):
+            raise ValueError("SequenceTask.divergence must be 'ce' or 'kl' ('kl' for class "
+                             f"labels only), got {divergence!r} for {type(self).__name__}")
+        self.divergence = divergence
         if checkpoints < 1:
             raise ValueError(f"checkpoints must be >= 1, got {checkpoints}")
         self.checkpoints = checkpoints
@@ -189,6 +199,17 @@ class SequenceTask(Forms, Task):
 
     def _constant(self, like: torch.Tensor, value: float) -> torch.Tensor:
         return torch.full_like(like, value)
+
+    def label_h(self, logp: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The class-label `h` of `divergence` for log-probabilities `logp [N, C]` and target
+        distributions `w [K, N, C]` -> `[K, N]`: CE, or KL(w || p) = CE - entropy(w). Off the
+        simplex (the landscape slices cross it) the entropy term uses `max(w, 0)`, so h stays
+        finite there."""
+        value = -(w * logp).sum(-1)
+        if self.divergence == "kl":
+            positive = w.clamp_min(0)
+            value = value + torch.special.xlogy(positive, positive).sum(-1)
+        return value
 
 
 # --- the tasks ----------------------------------------------------------------------------------
@@ -304,7 +325,7 @@ class Copy(SequenceTask):
 
     def h(self, outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(outputs[:, 1:].float(), dim=-1).flatten(0, 1)  # [B * L, C]
-        return -(w * logp).sum(-1)
+        return self.label_h(logp, w)
 
     def _checkpoint_logp(self, outputs: torch.Tensor) -> torch.Tensor:
         """log-probabilities [K + 1, B * L, C]: step s uses its own read-out once the checkpoint
