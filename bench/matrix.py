@@ -46,6 +46,7 @@ from bench.config import (
 )
 from bench.executors import Resources
 from bench.experiment import Experiment
+from bench.tasks import splits
 
 
 @gin.configurable(module="bench.matrix")
@@ -117,6 +118,11 @@ def check_budget(exp: Experiment, files: Sequence[Path], bindings: Sequence[str]
         if getattr(exp, name) < 1:
             raise ConfigError(f"{where_bound(files, bindings, 'bench.run.Experiment', name)}: "
                               f"bench.run.Experiment.{name} = {getattr(exp, name)}: expected >= 1")
+    if exp.eval_split == "val" and splits.bound_fraction() == 0:
+        raise ConfigError(
+            f"{where_bound(files, bindings, 'bench.tasks.splits.carve', 'fraction')}: "
+            "bench.tasks.splits.carve.fraction = 0 leaves no validation split, but "
+            "bench.run.Experiment.eval_split = 'val': bind a fraction in (0, 1)")
 
 
 def task_family(files: Sequence[Path], bindings: Sequence[str]) -> str:

@@ -12,11 +12,14 @@ real datasets loaded so far), the validation split is carved out of the source's
 * `test` is the source's test split, untouched.
 
 `fraction` is a gin binding (`bench.tasks.splits.carve.fraction = 0.2`); it is part of the config
-text and therefore of every cell's identity.
+text and therefore of every cell's identity. `fraction = 0` carves nothing: `train` is the whole
+training source in its order (a published protocol that trains on all of it, e.g. MNIST-1D's
+4000 examples) and asking for `val` is a `ValueError`.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -37,14 +40,26 @@ def check_split(split: str) -> None:
 @gin.configurable(module="bench.tasks.splits", denylist=["n", "data_seed"])
 def carve(n: int, data_seed: int, fraction: float = 0.1) -> dict[str, np.ndarray]:
     """Row indices `{'train': [n - v], 'val': [v]}` (sorted) of a training source of `n` rows,
-    `v = max(1, round(fraction * n))`; needs `n >= 2` and `0 < fraction < 1`."""
+    `v = max(1, round(fraction * n))`; needs `n >= 2` and `0 < fraction < 1`. `fraction = 0`:
+    `train` is every row and `val` is empty (no carve)."""
+    if fraction == 0.0:
+        return {"val": np.arange(0), "train": np.arange(n)}
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"bench.tasks.splits.carve.fraction must be in (0, 1), got {fraction!r}")
+        raise ValueError(f"bench.tasks.splits.carve.fraction must be 0 or in (0, 1), "
+                         f"got {fraction!r}")
     if n < 2:
         raise ValueError(f"cannot carve a validation split out of {n} training example(s)")
     n_val = min(n - 1, max(1, round(fraction * n)))
     order = np.random.default_rng([SPLIT_SALT, int(data_seed)]).permutation(n)
     return {"val": np.sort(order[:n_val]), "train": np.sort(order[n_val:])}
+
+
+def bound_fraction() -> float:
+    """The `carve.fraction` the parsed gin config applies (the default where it is unbound)."""
+    try:
+        return float(gin.query_parameter("bench.tasks.splits.carve.fraction"))
+    except ValueError:  # unbound: carve's own default
+        return float(inspect.signature(carve).parameters["fraction"].default)
 
 
 def select(split: str, source: Callable[[str], Any], data_seed: int,
@@ -58,4 +73,8 @@ def select(split: str, source: Callable[[str], Any], data_seed: int,
     if split == "test" or official_val:
         return source(split)
     full = source("train")
-    return full.select(carve(len(full), data_seed)[split].tolist())
+    rows = carve(len(full), data_seed)
+    if split == "val" and not len(rows["val"]):
+        raise ValueError("no validation split: bench.tasks.splits.carve.fraction = 0 trains on "
+                         "the whole training source; bind a fraction in (0, 1) to evaluate 'val'")
+    return full if len(rows["train"]) == len(full) else full.select(rows[split].tolist())
