@@ -27,6 +27,9 @@ class Experiment:
         task, model, objective: the three axes of the matrix.
         optimizer: an optimizer class (`@torch.optim.Adam`), called with params and `lr`.
         lr, epochs, batch_size: training budget (scales set them).
+        shuffle: draw a new order of the training rows every epoch (from the cell's seed); False
+            takes the batches in the rows' stored order every epoch, as the MNIST-1D reference
+            protocol does (`batch b` of every epoch is rows [b * batch_size, (b + 1) * batch_size)).
         grad_clip: clip the global gradient norm to this value (None: no clipping).
         grad_clip_value: clip every gradient entry to [-v, v] (PRISE's elementwise clipping;
             None: none). Applied after `grad_clip`, identically for every objective.
@@ -62,6 +65,7 @@ class Experiment:
         lr: float = 1e-3,
         epochs: int = 10,
         batch_size: int = 64,
+        shuffle: bool = True,
         grad_clip: float | None = None,
         grad_clip_value: float | None = None,
         schedule: str | None = None,
@@ -89,6 +93,7 @@ class Experiment:
             task.val_fraction = fraction
         self.optimizer, self.lr, self.epochs, self.batch_size = optimizer, lr, epochs, batch_size
         self.grad_clip, self.eval_batch_size = grad_clip, eval_batch_size
+        self.shuffle = shuffle
         if schedule not in (None, "cosine", "step"):
             raise ValueError(f"bench.run.Experiment.schedule must be None, 'cosine' or 'step', "
                              f"got {schedule!r}")

@@ -111,6 +111,11 @@ def check_budget(exp: Experiment, files: Sequence[Path], bindings: Sequence[str]
         if getattr(exp, name) < 1:
             raise ConfigError(f"{where_bound(files, bindings, 'bench.run.Experiment', name)}: "
                               f"bench.run.Experiment.{name} = {getattr(exp, name)}: expected >= 1")
+    if exp.eval_split == "val" and exp.task.val_fraction == 0:
+        raise ConfigError(
+            f"{where_bound(files, bindings, 'bench.tasks.splits.carve', 'fraction')}: "
+            "bench.tasks.splits.carve.fraction = 0 leaves no validation split, but "
+            "bench.run.Experiment.eval_split = 'val': bind a fraction in (0, 1)")
 
 
 def task_family(files: Sequence[Path], bindings: Sequence[str]) -> str:

@@ -1,8 +1,9 @@
 """The training loop of one cell: seeding, device choice, batching, the per-epoch metric rows.
 
 `train(exp, device, seed, recorder)` runs `exp.epochs` epochs (the first `exp.stop_epoch` of them
-for a halving rung) of `exp.optimizer` on
-`exp.objective`, shuffling the training split with its own generator seeded by the cell's seed, and
+for a halving rung) of `exp.optimizer` on `exp.objective`, shuffling the training split with its
+own generator seeded by the cell's seed (or taking it in its stored order when `exp.shuffle` is
+False), and
 records one row per epoch and training metric (phase `train`) through a `Recorder`:
 
 * `train_loss`: the objective's loss (what the optimizer minimised);
@@ -133,7 +134,8 @@ def train(exp: Experiment, device: torch.device, seed: int, rec: Recorder,
         model.train()
         sums: dict[str, float] = defaultdict(float)
         count = 0
-        order = torch.randperm(len(next(iter(columns.values()))), generator=order_rng)
+        order = (torch.randperm(len(next(iter(columns.values()))), generator=order_rng)
+                 if exp.shuffle else None)  # None: the stored order (`Experiment.shuffle`)
         for batch in batches(columns, exp.batch_size, order):
             batch = to_device(batch, device)
             begin = time.perf_counter()

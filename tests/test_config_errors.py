@@ -159,5 +159,5 @@ def test_the_split_fraction_is_read_when_the_experiment_is_built() -> None:
         task = Experiment().task
     assert len(task.dataset("val")) == 20 and len(task.dataset("train")) == 20
     with parsed(files, [*sizes, "bench.tasks.splits.carve.fraction = 1.5"]):
-        with pytest.raises(ValueError, match="carve.fraction must be in"):
+        with pytest.raises(ValueError, match="carve.fraction must be 0 or in"):
             Experiment()

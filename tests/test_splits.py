@@ -37,7 +37,7 @@ def test_carve_sizes_disjoint_and_fixed_by_the_data_seed() -> None:
 
 
 @pytest.mark.parametrize(("n", "fraction", "message"), [
-    (1, 0.1, "cannot carve"), (10, 0.0, "must be in \\(0, 1\\)"), (10, 1.0, "must be in")])
+    (1, 0.1, "cannot carve"), (10, -0.1, "must be 0 or in \\(0, 1\\)"), (10, 1.0, "must be 0 or in")])
 def test_carve_rejects_bad_input(n: int, fraction: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         carve(n, data_seed=0, fraction=fraction)

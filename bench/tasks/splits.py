@@ -14,7 +14,9 @@ real datasets loaded so far), the validation split is carved out of the source's
 `fraction` is a gin binding (`bench.tasks.splits.carve.fraction = 0.2`); it is part of the config
 text and therefore of every cell's identity. Gin is read where an `Experiment` is built (the
 driver, `bench.run.run_cell`): `Experiment` asks `val_fraction()` for the bound value and hands it
-to its task (`Task.val_fraction`); data loading itself (`carve`, `select`) reads no gin.
+to its task (`Task.val_fraction`); data loading itself (`carve`, `select`) reads no gin. `fraction = 0` carves nothing: `train` is the whole
+training source in its order (a published protocol that trains on all of it, e.g. MNIST-1D's
+4000 examples) and asking for `val` is a `ValueError`.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ DEFAULT_FRACTION = 0.1
 
 
 def check_fraction(fraction: float) -> float:
-    """`fraction`, or `ValueError` unless it is in (0, 1)."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"bench.tasks.splits.carve.fraction must be in (0, 1), got {fraction!r}")
+    """`fraction`, or `ValueError` unless it is 0 (no carve) or in (0, 1)."""
+    if not (fraction == 0.0 or 0.0 < fraction < 1.0):
+        raise ValueError(f"bench.tasks.splits.carve.fraction must be 0 or in (0, 1), "
+                         f"got {fraction!r}")
     return fraction
 
 
@@ -55,8 +58,11 @@ def val_fraction(fraction: float = DEFAULT_FRACTION) -> float:
 
 def carve(n: int, data_seed: int, fraction: float = DEFAULT_FRACTION) -> dict[str, np.ndarray]:
     """Row indices `{'train': [n - v], 'val': [v]}` (sorted) of a training source of `n` rows,
-    `v = max(1, round(fraction * n))`; needs `n >= 2` and `0 < fraction < 1`."""
+    `v = max(1, round(fraction * n))`; needs `n >= 2` and `0 < fraction < 1`. `fraction = 0`:
+    `train` is every row and `val` is empty (no carve)."""
     check_fraction(fraction)
+    if fraction == 0.0:
+        return {"val": np.arange(0), "train": np.arange(n)}
     if n < 2:
         raise ValueError(f"cannot carve a validation split out of {n} training example(s)")
     n_val = min(n - 1, max(1, round(fraction * n)))
@@ -75,4 +81,8 @@ def select(split: str, source: Callable[[str], Any], data_seed: int,
     if split == "test" or official_val:
         return source(split)
     full = source("train")
-    return full.select(carve(len(full), data_seed, fraction)[split].tolist())
+    rows = carve(len(full), data_seed, fraction)
+    if split == "val" and not len(rows["val"]):
+        raise ValueError("no validation split: bench.tasks.splits.carve.fraction = 0 trains on "
+                         "the whole training source; bind a fraction in (0, 1) to evaluate 'val'")
+    return full if len(rows["train"]) == len(full) else full.select(rows[split].tolist())
