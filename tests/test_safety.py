@@ -305,6 +305,8 @@ def _damage(results: Path, how: str) -> str:
 
 DAMAGES = ["truncated metrics", "deleted metrics", "truncated run.json", "deleted config",
            "truncated weights", "deleted weights", *RECORD_DAMAGES]
+#: the damages whose folder the report is also checked to name (the report draws every figure)
+REPORTED_DAMAGES = ("truncated metrics", "truncated weights", "seed as text")
 
 
 @pytest.mark.parametrize("how", DAMAGES)
@@ -323,9 +325,10 @@ def test_a_damaged_run_folder_is_named_listed_and_not_done(
     # collect refuses to drop the done run's rows (one line, exit 2) instead of crashing
     assert bench_cli("collect", str(results)) == 2
     assert "would lose their rows" in one_line_error(capsys)
-    assert bench_cli("report", str(results), "--out", str(tmp_path / "report")) == 0
-    cells = (tmp_path / "report" / "tables" / "cells.md").read_text()
-    assert "damaged" in next(line for line in cells.splitlines() if damaged in line)
+    if how in REPORTED_DAMAGES:  # the report draws every figure: one file and one field suffice
+        assert bench_cli("report", str(results), "--out", str(tmp_path / "report")) == 0
+        cells = (tmp_path / "report" / "tables" / "cells.md").read_text()
+        assert "damaged" in next(line for line in cells.splitlines() if damaged in line)
     assert bench_cli("run", str(matrix), "--results", str(results), "--dry-run") == 0
     out = capsys.readouterr().out
     assert "to run" in next(line for line in out.splitlines() if line.startswith(damaged))
