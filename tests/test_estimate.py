@@ -12,6 +12,8 @@ from bench.estimate import calibrate, estimate_cells
 from bench.matrix import expand_cells, load_matrix
 from tests.conftest import bench_cli, write_matrix
 
+pytestmark = pytest.mark.slow  # calibrates and runs cells (seconds); CI runs it in its slow step
+
 
 def test_calibration_counts_the_budget_steps_and_times_them(tmp_path: Path) -> None:
     (cell,) = expand_cells(load_matrix(write_matrix(tmp_path, ["dlc"]))[0], tmp_path / "r")

@@ -14,6 +14,8 @@ import pytest
 from bench.report import figures
 from bench.report.palette import KNOWN_STYLES, MIN_COLOUR_DISTANCE, colour_distance, style
 
+pytestmark = pytest.mark.slow  # renders every figure kind (seconds); CI runs it in its slow step
+
 LONG_TASK = "registration_synthetic_dcp_with_a_rather_long_task_name"
 OBJECTIVES = ("plain", "dlc", "dlc_authors_generic_with_long_name")
 

@@ -90,6 +90,7 @@ def test_report_format_is_checked_and_listed(tmp_path: Path, capsys) -> None:
     assert "reads it only" not in text and "md, tex, csv" in " ".join(text.split())
 
 
+@pytest.mark.slow  # seconds; CI runs it in its slow step
 def test_format_tex_draws_pdf_figures_only(tmp_path: Path) -> None:
     from bench.report import write_report
     from bench.result_tables import collect

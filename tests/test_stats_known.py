@@ -157,6 +157,7 @@ def test_mean_ci_from_ten_values_is_seeded_and_follows_the_level() -> None:
     assert (two["lo"], two["hi"]) == (lo90, hi90)  # the level reaches the interval
 
 
+@pytest.mark.slow  # seconds; CI runs it in its slow step
 def test_sign_flip_monte_carlo_above_sixteen_pairs() -> None:
     # 20 positive differences: exactly, p = 2 / 2^20 = 1.9e-6; above 16 pairs the p-value is a
     # seeded Monte-Carlo estimate from 10^5 sign draws: each one-sided p is

@@ -122,6 +122,7 @@ def test_normalised_scores_respect_direction() -> None:
     assert stats.normalised_scores(values, "max")["score"].tolist() == [0.0, 1.0, 0.5]
 
 
+@pytest.mark.slow  # seconds; CI runs it in its slow step
 def test_across_tasks_rows() -> None:
     rows = [dict(problem=p, objective=o, seed=s, value=(0.0 if o == "dlc" else 1.0) + s * 0.01)
             for p in ("a", "b") for o in ("plain", "dlc") for s in range(4)]

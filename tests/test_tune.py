@@ -23,6 +23,8 @@ from bench.matrix import expand_cells, load_matrix
 from bench.run import run_cell
 from tests.conftest import REPO, bench_cli
 
+pytestmark = pytest.mark.slow  # tuning runs of real cells (seconds each); CI runs it in its slow step
+
 SIZES = ["bench.run.Experiment.epochs = 1", "bench.tasks.alignment1d.Alignment1D.n_train = 320",
          "bench.tasks.alignment1d.Alignment1D.n_test = 64", "bench.run.Experiment.landscape_examples = 8"]
 SWEEP = """
