@@ -1,7 +1,8 @@
-"""The one path that runs cells, shared by `run` and `tune`.
+"""The one path that runs cells, shared by `run`, `evaluate` and `tune`.
 
-`run_cells` takes the cells of one command (any number of results folders: `tune` writes one
-folder per trial) and does, in this order:
+`plan(cells)` takes the cells of one command (any number of results folders: `tune` writes one
+folder per trial) and does step 1, reading each run folder once; `run_cells(plan)` does the rest,
+in this order:
 
 1. de-duplicates them by (results folder, run id): a fine-tuning parent requested by several
    children, or by the matrix itself, runs once; a cell whose finished run differs only in
@@ -121,15 +122,14 @@ def plan(cells: Sequence[Cell]) -> Plan:
     return Plan(cells, todo, skipped)
 
 
-def run_cells(cells: Sequence[Cell], executor: str = "sequential", jobs: int = 1,
+def run_cells(work: Plan, executor: str = "sequential", jobs: int = 1,
               threads: int = 0, resources: Resources | None = None,
               on_outcome: Callable[[Cell | None, dict[str, Any]], None] | None = None,
-              cell_progress: bool = False, evaluate_only: bool = False) -> list[dict[str, Any]]:
-    """Run the cells not yet done (steps 1-5 above); returns the outcome of each cell that ran.
-    `on_outcome(cell, outcome)` is called as each finishes (progress bars); `cell_progress` asks
-    the sequential executor's child for a per-epoch bar. `evaluate_only`: `cells` are finished
-    runs to re-evaluate as they are (`bench evaluate`), whatever their state."""
-    work = Plan(unique_cells(cells), unique_cells(cells)) if evaluate_only else plan(cells)
+              cell_progress: bool = False) -> list[dict[str, Any]]:
+    """Carry out `work` (steps 2-5 above; `plan(cells)` makes it, reading each run folder once,
+    or `bench evaluate` lists finished runs to re-evaluate as they are); returns the outcome of
+    each cell that ran. `on_outcome(cell, outcome)` is called as each finishes (progress bars);
+    `cell_progress` asks the sequential executor's child for a per-epoch bar."""
     removed = sum(clean_staging(folder) for folder in work.folders)
     if removed:
         print(f"removed {removed} incomplete run folder(s) left by an interrupted run")

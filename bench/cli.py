@@ -139,7 +139,7 @@ def _run_cells(args: argparse.Namespace, results: Path, cells: list, resources) 
             progress.update()
 
     cell_bars = args.executor == "sequential" and not args.no_progress and sys.stderr.isatty()
-    outcomes = run_cells(cells, args.executor, args.jobs, args.threads, resources,
+    outcomes = run_cells(work, args.executor, args.jobs, args.threads, resources,
                          on_outcome=advance, cell_progress=cell_bars)
     if progress is not None:
         progress.close()
@@ -152,7 +152,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     whose finished run differs only in evaluation settings (cells that need training are listed
     and left alone). A RESULTS folder: every done run in it, from its saved config (after a change
     of evaluation code)."""
-    from bench.cell_runner import folder_lock, plan, report_failed, run_cells
+    from bench.cell_runner import Plan, folder_lock, plan, report_failed, run_cells
     from bench.matrix import load_resources
     from bench.reevaluate import saved_cells
 
@@ -175,8 +175,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  {cell.run_id}")
         return 0
     with folder_lock(results, ".run.lock", "run"):
-        outcomes = run_cells(cells, args.executor, args.jobs, args.threads, resources,
-                             evaluate_only=True)
+        outcomes = run_cells(Plan(cells, cells), args.executor, args.jobs, args.threads,
+                             resources)
     print(f"re-evaluated {len(outcomes)} run(s) -> {results}")
     return report_failed(outcomes)
 

@@ -62,7 +62,7 @@ def run_trial_cells(cells: Sequence[Cell], args: Any, resources: Resources | Non
     work = plan(cells)
     print(f"{len(work.cells)} cells: {len(work.todo)} to run, "
           f"{len(work.cells) - len(work.todo)} done or skipped")
-    outcomes = run_cells(work.cells, args.executor, args.jobs, args.threads, resources)
+    outcomes = run_cells(work, args.executor, args.jobs, args.threads, resources)
     for outcome in outcomes:
         if outcome["status"] != "done":
             print(f"  {outcome['run_id']}: {outcome['status']}: {outcome['reason']}",

@@ -62,7 +62,7 @@ def test_a_new_metric_reevaluates_saved_weights_and_trains_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     results = tmp_path / "results"
     (first,) = _cells(tmp_path)
-    run_cells([first])
+    run_cells(plan([first]))
     weights = (results / "runs" / first.run_id / "weights.safetensors").read_bytes()
     before = _frame(results, first.run_id)
 
@@ -95,7 +95,7 @@ def test_a_new_metric_reevaluates_saved_weights_and_trains_nothing(
 
 def test_a_training_change_still_retrains(tmp_path: Path) -> None:
     (first,) = _cells(tmp_path)
-    run_cells([first])
+    run_cells(plan([first]))
     (changed,) = _cells(tmp_path, ["bench.run.Experiment.lr = 0.002"])
     assert changed.run_id != first.run_id
     (todo,) = plan([changed]).todo
