@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from bench.cell import EXECUTORS, MAX_SEED
+from bench.runner.cell import EXECUTORS, MAX_SEED
 
 PHASES = ("tune", "select", "final", "all")
 FORMATS = ("md", "tex", "csv")
@@ -219,7 +219,7 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
                       help="feasibility table (task, objective, verdict) whose 'ill-posed' rows "
                            "the report's verdicts mark (default OUT/feasibility.csv if present)")
 
-    # `feasibility` (bench.feasibility): the hinge's floor on free outputs, per (task, objective)
+    # `feasibility` (bench.protocol.feasibility): the hinge's floor on free outputs, per (task, objective)
     fea = sub.add_parser("feasibility", help="can each objective's hinge be satisfied? (free "
                                              "outputs, no network; writes only --out)")
     fea.add_argument("matrix", help="matrix gin file (path or name under gin/matrices/)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench import config
+from bench.runner import config
 
 AXES = ("tasks", "models", "objectives", "scales", "matrices")
 
@@ -35,7 +35,7 @@ def first_comment(path: Path, limit: int = 110) -> str:
 
 def catalog(root: Path | None = None) -> dict[str, list[tuple[str, str]]]:
     """axis -> [(name, first comment line)] for the top-level gin files of each axis folder of
-    `root` (default `bench.config.GIN_ROOT`; `scales/cpu/<family>.gin` and
+    `root` (default `bench.runner.config.GIN_ROOT`; `scales/cpu/<family>.gin` and
     `matrices/cpu/<family>.gin` are parts, not listed)."""
     root = root or config.GIN_ROOT
     return {axis: [(p.stem, first_comment(p)) for p in sorted((root / axis).glob("*.gin"))]

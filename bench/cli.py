@@ -5,21 +5,21 @@ What each command reads and writes:
 
 * `run MATRIX`: checks every argument and builds every cell first (nothing is written on an
   error), then, holding the results folder's lock, runs the cells that are not done and rebuilds
-  the tables (never dropping the rows of a done run; see `bench.result_tables`).
+  the tables (never dropping the rows of a done run; see `bench.runner.result_tables`).
 * `evaluate MATRIX|RESULTS`: re-evaluates finished runs from their saved weights (never trains):
   a matrix's cells that differ from their finished run only in evaluation settings, or every done
   run of a results folder.
 * `estimate MATRIX [--from RESULTS | --calibrate]`: what `run` would cost (runs nothing).
 * `list RESULTS`: reads only (on a tuning folder it points to `final/` and `trials/`).
 * `report RESULTS`: reads RESULTS, writes `RESULTS/report` (or `--out`); on a tuning folder, the
-  protocol report (`bench.report_protocol`).
+  protocol report (`bench.report.tuned`).
 * `collect RESULTS [--force]`: rebuilds the tables from the run folders.
-* `catalog`: what can be run (reads gin/); `tune MATRIX`: see `bench.tune`.
-* `feasibility MATRIX [--out DIR]`: see `bench.feasibility` (writes only `DIR/feasibility.csv`).
+* `catalog`: what can be run (reads gin/); `tune MATRIX`: see `bench.protocol.tune`.
+* `feasibility MATRIX [--out DIR]`: see `bench.protocol.feasibility` (writes only `DIR/feasibility.csv`).
 
 A bad argument or config, or a file-system error (disk full, read-only file system, ...), is one
 line on stderr and exit code 2. Ctrl-C stops the workers and exits with code 130 and one line
-saying what finished; the same command resumes. Only `bench.arguments` and `bench.config` are
+saying what finished; the same command resumes. Only `bench.arguments` and `bench.runner.config` are
 imported up front, so `--help` needs neither torch nor pandas.
 """
 
@@ -32,8 +32,8 @@ from collections import Counter
 from pathlib import Path
 
 from bench.arguments import build_parser
-from bench.config import ConfigError, resolve
-from bench.writable import StorageError, storage_error
+from bench.runner.config import ConfigError, resolve
+from bench.runner.writable import StorageError, storage_error
 
 REPO = Path(__file__).resolve().parent.parent
 INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
@@ -50,9 +50,9 @@ def _csv(text: str | None) -> list[str] | None:
 def expand_arguments(args: argparse.Namespace) -> tuple[Path, Path, list]:
     """(matrix file, results folder, cells) of a `run`/`evaluate` command line: the matrix's
     parts with the command line's axes, seeds, scale, timeout, gin files and bindings."""
-    from bench.cell_runner import unique_cells
-    from bench.folders import is_tune_folder
-    from bench.matrix import expand_cells, load_matrix, restrict_tasks
+    from bench.runner.cell_runner import unique_cells
+    from bench.runner.folders import is_tune_folder
+    from bench.runner.matrix import expand_cells, load_matrix, restrict_tasks
 
     matrix_path = resolve("matrices", args.matrix)
     results = args.results or REPO / "results" / matrix_path.stem
@@ -79,11 +79,11 @@ def expand_arguments(args: argparse.Namespace) -> tuple[Path, Path, list]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.cell_runner import folder_lock
-    from bench.matrix import load_resources
+    from bench.runner.cell_runner import folder_lock
+    from bench.runner.matrix import load_resources
+    from bench.runner.store import inspect_run, runs_dir
+    from bench.runner.writable import check_results_folder, check_run_ids
     from bench.schema import Status
-    from bench.store import inspect_run, runs_dir
-    from bench.writable import check_results_folder, check_run_ids
 
     matrix_path, results, cells = expand_arguments(args)
     resources = load_resources(matrix_path)
@@ -117,9 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_cells(args: argparse.Namespace, results: Path, cells: list, resources) -> int:
-    """The part of `run` that writes, through the one cell-running path (`bench.cell_runner`),
+    """The part of `run` that writes, through the one cell-running path (`bench.runner.cell_runner`),
     under the results folder's lock."""
-    from bench.cell_runner import plan, report_failed, run_cells
+    from bench.runner.cell_runner import plan, report_failed, run_cells
 
     work = plan(cells)  # what is done now (another driver may have finished cells while we waited)
     print(f"{len(work.cells)} cells: {len(work.cells) - len(work.todo) - len(work.skipped)} done, "
@@ -152,9 +152,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     whose finished run differs only in evaluation settings (cells that need training are listed
     and left alone). A RESULTS folder: every done run in it, from its saved config (after a change
     of evaluation code)."""
-    from bench.cell_runner import Plan, folder_lock, plan, report_failed, run_cells
-    from bench.matrix import load_resources
-    from bench.reevaluate import saved_cells
+    from bench.runner.cell_runner import Plan, folder_lock, plan, report_failed, run_cells
+    from bench.runner.matrix import load_resources
+    from bench.runner.reevaluate import saved_cells
 
     target = Path(args.matrix)
     if target.is_dir():
@@ -183,8 +183,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Cells still to run, their time per cell and in total, and cells that need absent data."""
-    from bench.cell_runner import plan
-    from bench.estimate import estimate_cells
+    from bench.protocol.estimate import estimate_cells
+    from bench.runner.cell_runner import plan
 
     _, results, cells = expand_arguments(args)
     todo = plan(cells).todo
@@ -226,8 +226,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench.folders import is_tune_folder, tune_hint
-    from bench.result_tables import read_tables
+    from bench.runner.folders import is_tune_folder, tune_hint
+    from bench.runner.result_tables import read_tables
 
     if is_tune_folder(args.results):
         print(tune_hint(args.results))
@@ -245,7 +245,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from bench.result_tables import TablesWouldShrink, collect
+    from bench.runner.result_tables import TablesWouldShrink, collect
 
     try:
         _, runs = collect(args.results, force=args.force)
@@ -259,10 +259,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import warnings
 
-    from bench.folders import is_tune_folder
     from bench.report import write_report
-    from bench.report.data import ReportInputError
     from bench.report.index import TableLayout
+    from bench.report.reading import ReportInputError
+    from bench.runner.folders import is_tune_folder
 
     out = args.out or args.results / "report"
 
@@ -293,7 +293,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _check_baseline(results: Path, baseline: str) -> None:
     """`UsageError` listing the objectives of `results` unless `baseline` is one of them."""
-    from bench.result_tables import read_tables
+    from bench.runner.result_tables import read_tables
 
     _, runs = read_tables(results)
     objectives = sorted(set(runs["objective"].dropna())) if "objective" in runs else []
@@ -304,9 +304,9 @@ def _check_baseline(results: Path, baseline: str) -> None:
 
 def _report_tune(folder: Path, out: Path, baseline: str) -> None:
     """The protocol report of a tuning folder, from its copy of the sweep file."""
-    from bench.folders import SWEEP_COPY
-    from bench.report_protocol import write_protocol_report
-    from bench.sweep import load_sweep
+    from bench.protocol.sweep import load_sweep
+    from bench.report.tuned import write_protocol_report
+    from bench.runner.folders import SWEEP_COPY
 
     sweep = folder / SWEEP_COPY
     if not sweep.is_file():
@@ -316,13 +316,14 @@ def _report_tune(folder: Path, out: Path, baseline: str) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from bench.tune import main as tune_main
+    from bench.protocol.tune import main as tune_main
+    from bench.report.tuned import write_protocol_report
 
-    return tune_main(args)
+    return tune_main(args, write_protocol_report)
 
 
 def cmd_feasibility(args: argparse.Namespace) -> int:
-    from bench.feasibility import main as feasibility_main
+    from bench.protocol.feasibility import main as feasibility_main
 
     return feasibility_main(args)
 
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         return _one_line("config error", err, 2)
     except (UsageError, StorageError) as err:
         return _one_line("error", err, 2)
-    except KeyboardInterrupt as err:  # `bench.cell_runner.Interrupted` says what had finished
+    except KeyboardInterrupt as err:  # `bench.runner.cell_runner.Interrupted` says what had finished
         return _one_line("", str(err) or f"interrupted: `{args.command}` stopped; what it had "
                          "written is complete (writes are atomic); run the same command again",
                          INTERRUPTED)

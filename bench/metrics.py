@@ -47,7 +47,7 @@ class Metric:
 
     name: str = ""
     direction: Direction = Direction.MIN
-    #: every parameter of a metric is read by evaluation only (`bench.identity`)
+    #: every parameter of a metric is read by evaluation only (`bench.runner.identity`)
     EVALUATION_PARAMETERS: ClassVar[str] = "*"
 
     def __call__(self, trace: Trace) -> torch.Tensor:

@@ -36,7 +36,7 @@ class ObjectiveOutput:
     """What an objective returns for one batch.
 
     loss: scalar `[]` the optimizer minimises (carries the gradient).
-    base: scalar `[]`, detached: the task's original loss `task.loss(model, outputs, batch, w*)` at
+    original: scalar `[]`, detached: the task's original loss `task.loss(model, outputs, batch, w*)` at
         the ground truth w*, whatever the objective trains on. The runner records its epoch mean as
         `train_original` and, for a task that declares its `optimum`, `train_optimality_gap` =
         `train_original - optimum`; so every objective is compared on the same quantity.
@@ -45,7 +45,7 @@ class ObjectiveOutput:
     """
 
     loss: torch.Tensor
-    base: torch.Tensor
+    original: torch.Tensor
     logs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -92,7 +92,7 @@ class DLC(Objective):
     applies to, empty: all), `target_space` (class name the task's space must have, empty: any)
     and `skip_reason` (why, shown in the skip reason of the other cells).
 
-    `ObjectiveOutput.base` is the method's own loss at w* (recorded as `train_original`, the same
+    `ObjectiveOutput.original` is the method's own loss at w* (recorded as `train_original`, the same
     quantity for every objective). Logged per step (means per epoch, as `train_<key>`):
     `base_term` (the base term trained: h(w*) or the method's loss), `hinge` (unweighted),
     `hinge_<term>` (mean of each term), `hinge_ratio` = hinge / base_term,
@@ -160,7 +160,7 @@ class DLC(Objective):
         target = task.target(batch)
         star = self.star(lambda w: task.h(outputs, w), target)
         if getattr(task, "base", "method") == "h":
-            original = star.base
+            original = star.h_star_mean
         else:
             original = task.loss(model, outputs, batch, target)
         loss = original + self.star.weight * star.hinge
@@ -192,7 +192,7 @@ def diagnostics(base_term: torch.Tensor, star: StarConvexResult,
 class TargetNoise(Objective):
     """The original loss at perturbed targets w~ = retract(w*, d, 1), averaged over `samples`.
 
-    Its `base` is the original loss at the true w* (computed without gradient), so
+    Its `original` is the original loss at the true w* (computed without gradient), so
     `train_optimality_gap` measures the same thing as for every other objective."""
 
     def __init__(self, samples: int = 1) -> None:
@@ -205,8 +205,8 @@ class TargetNoise(Objective):
         noisy = task.space.retract(target, delta, 1.0)
         loss = torch.stack([task.loss(model, outputs, batch, w) for w in noisy]).mean()
         with torch.no_grad():
-            base = task.loss(model, outputs, batch, target)
-        return ObjectiveOutput(loss, base.detach())
+            original = task.loss(model, outputs, batch, target)
+        return ObjectiveOutput(loss, original.detach())
 
 
 @gin.configurable(module="bench.objectives")

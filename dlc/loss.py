@@ -55,13 +55,13 @@ AUTO_CHUNK_BYTES = 2 * 2**20
 class StarConvexResult:
     """What one call of :class:`StarConvexLoss` computed (``S`` samples, batch ``B``).
 
-    ``total``, ``base`` (mean of ``h*``) and ``hinge`` (aggregated, *unweighted*) are scalars;
+    ``total``, ``h_star_mean`` (mean of ``h*``) and ``hinge`` (aggregated, *unweighted*) are scalars;
     ``terms`` maps each selected term name to ``[S, B]``; ``h_star [B]``, ``h_tilde [S, B]``,
     ``h_lam [S, B]``; ``delta [S, B, *tangent]``; ``lam`` and ``mu`` are 0-dim tensors.
     """
 
     total: Tensor
-    base: Tensor
+    h_star_mean: Tensor
     hinge: Tensor
     terms: dict[str, Tensor]
     h_star: Tensor
@@ -206,8 +206,8 @@ class StarConvexLoss(nn.Module):
         margin, h_star, h_tilde, h_lam = self._margins(h, target, delta, lam, mu)
         terms = hinge_terms(margin)
         hinge = aggregate_hinge(terms, self.aggregate)
-        base = h_star.mean()
-        return StarConvexResult(total=base + self.weight * hinge, base=base, hinge=hinge,
+        h_star_mean = h_star.mean()
+        return StarConvexResult(total=h_star_mean + self.weight * hinge, h_star_mean=h_star_mean, hinge=hinge,
                                 terms=terms, h_star=h_star, h_tilde=h_tilde, h_lam=h_lam,
                                 delta=delta, lam=lam, mu=mu)
 

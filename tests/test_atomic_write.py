@@ -1,4 +1,4 @@
-"""Atomic writes in bench.store: a failure between writing and renaming leaves the old file
+"""Atomic writes in bench.runner.store: a failure between writing and renaming leaves the old file
 intact and no temporary file behind (an in-place write would leave a torn or new file)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import store
+from bench.runner import store
 from tests.conftest import write_weights
 
 

@@ -1,4 +1,4 @@
-"""What enters a cell's cache key, and which bindings win (through bench.matrix's public API).
+"""What enters a cell's cache key, and which bindings win (through bench.runner.matrix's public API).
 
 The key decides whether a finished run is reused, so it must change with everything that can
 change a result (seed, each binding, their order, the package version) and nothing else.
@@ -11,10 +11,10 @@ from pathlib import Path
 import gin
 import pytest
 
-import bench.identity
-from bench.config import parsed_text
-from bench.identity import training_key
-from bench.matrix import Matrix, expand_cells
+import bench.runner.identity
+from bench.runner.config import parsed_text
+from bench.runner.identity import training_key
+from bench.runner.matrix import Matrix, expand_cells
 
 WEIGHT = "bench.objectives.DLC.weight"
 
@@ -32,7 +32,7 @@ def test_training_key_changes_with_text_seed_and_version(monkeypatch: pytest.Mon
     assert training_key("a = 1\n", 0) == base
     assert training_key("a = 1\n", 1) != base
     assert training_key("a = 2\n", 0) != base
-    monkeypatch.setattr(bench.identity, "__version__", "999.0")
+    monkeypatch.setattr(bench.runner.identity, "__version__", "999.0")
     assert training_key("a = 1\n", 0) != base
 
 
@@ -79,8 +79,8 @@ def test_cell_key_ignores_whitespace_and_comments(tmp_path: Path) -> None:
 
 
 def test_task_family_is_read_from_the_bound_task_class(tmp_path: Path) -> None:
-    from bench.config import ConfigError, resolve
-    from bench.matrix import task_family
+    from bench.runner.config import ConfigError, resolve
+    from bench.runner.matrix import task_family
 
     task = resolve("tasks", "alignment1d_nonlinear")
     assert task_family([task], []) == "alignment1d"

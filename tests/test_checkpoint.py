@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.checkpoint import FORMAT, CheckpointError, load_model, read, save
+from bench.runner.checkpoint import FORMAT, CheckpointError, load_model, read, save
 
 
 def test_round_trip_restores_every_tensor_and_keeps_metadata(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_mismatched_models_and_missing_files_are_named(tmp_path: Path) -> None:
 def test_the_weights_file_gets_the_umask_mode_like_every_run_file(tmp_path: Path) -> None:
     import os
 
-    from bench.store import file_mode
+    from bench.runner.store import file_mode
 
     old = os.umask(0o036)  # 0o640, not mkstemp's 0o600 nor the usual 0o644
     try:

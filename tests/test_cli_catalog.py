@@ -8,8 +8,8 @@ import pytest
 
 from bench.catalog import catalog, first_comment, format_catalog
 from bench.cli import _label, build_parser, main
-from bench.config import ConfigError
-from bench.matrix import Matrix, restrict_tasks
+from bench.runner.config import ConfigError
+from bench.runner.matrix import Matrix, restrict_tasks
 
 
 def test_catalog_lists_every_axis_with_its_comment(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Malformed configs: one clear error naming the file and line, and nothing written; gin state is
-scoped by `bench.config.parsed`."""
+scoped by `bench.runner.config.parsed`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import gin
 import pytest
 
 from bench.catalog import catalog
-from bench.config import GIN_ROOT, ConfigError, expand, parsed, resolve, validate
-from bench.experiment import Experiment
-from bench.matrix import family_scale, task_family
+from bench.runner.config import GIN_ROOT, ConfigError, expand, parsed, resolve, validate
+from bench.runner.experiment import Experiment
+from bench.runner.matrix import family_scale, task_family
 from tests.conftest import bench_cli, write_matrix
 
 CASES = {
@@ -128,7 +128,7 @@ def test_catalog_names_a_gin_file_that_is_not_utf8(tmp_path: Path,
     with pytest.raises(ConfigError, match=r"latin1.gin, line 2: not UTF-8"):
         catalog(tmp_path)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("bench.config.GIN_ROOT", tmp_path)
+        patch.setattr("bench.runner.config.GIN_ROOT", tmp_path)
         capsys.readouterr()
         assert bench_cli("catalog") == 2
     err = capsys.readouterr().err.strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.diagnostics import hinge_dominated, hinge_summary
+from bench.report.diagnostics import hinge_dominated, hinge_summary
 
 
 def _rows(run: str, metric: str, values: list[float]) -> list[dict]:

@@ -53,7 +53,7 @@ def test_non_star_convex_h_has_positive_hinge() -> None:
     w = target()
     result = StarConvexLoss(Euclidean(scale=1.0), samples=8)(cosine_bowl(w), w, generator=gen())
     assert result.hinge > 0
-    assert result.total == pytest.approx(result.base.item() + result.hinge.item())
+    assert result.total == pytest.approx(result.h_star_mean.item() + result.hinge.item())
 
 
 def test_training_a_parametric_h_lowers_hinge_and_violations() -> None:

@@ -143,7 +143,7 @@ def test_hinge_terms_are_non_negative_and_total_adds_the_weighted_hinge(
         assert term.shape == (samples, batch), name
         assert (term >= 0).all(), name
     assert result.hinge >= 0
-    torch.testing.assert_close(result.total, result.base + 0.7 * result.hinge)
+    torch.testing.assert_close(result.total, result.h_star_mean + 0.7 * result.hinge)
 
 
 @SETTINGS
@@ -160,7 +160,7 @@ def test_batched_loss_equals_a_per_example_loop(
     rows = [StarConvexLoss(FixedDelta(geometry, delta[:, i:i + 1]), **options)(
         wiggly(w[i:i + 1], a), w[i:i + 1]) for i in range(batch)]
     torch.testing.assert_close(batched.hinge, torch.stack([r.hinge for r in rows]).mean())
-    torch.testing.assert_close(batched.base, torch.stack([r.base for r in rows]).mean())
+    torch.testing.assert_close(batched.h_star_mean, torch.stack([r.h_star_mean for r in rows]).mean())
     for name in batched.terms:
         torch.testing.assert_close(batched.terms[name],
                                    torch.cat([r.terms[name] for r in rows], dim=1))

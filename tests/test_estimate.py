@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.estimate import calibrate, estimate_cells
-from bench.matrix import expand_cells, load_matrix
+from bench.protocol.estimate import calibrate, estimate_cells
+from bench.runner.matrix import expand_cells, load_matrix
 from tests.conftest import bench_cli, write_matrix
 
 pytestmark = pytest.mark.slow  # calibrates and runs cells (seconds); CI runs it in its slow step

@@ -1,4 +1,4 @@
-"""Training identity apart from evaluation identity (`bench.identity`): a change of metrics,
+"""Training identity apart from evaluation identity (`bench.runner.identity`): a change of metrics,
 landscape settings or evaluation batch size re-evaluates saved weights and retrains nothing;
 `bench evaluate MATRIX|RESULTS` re-evaluates finished runs."""
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import bench.run
-from bench.cell_runner import plan, run_cells
-from bench.config import setup_gin
-from bench.identity import cell_keys, split_config, statements
-from bench.matrix import expand_cells, load_matrix
+import bench.runner.run
+from bench.runner.cell_runner import plan, run_cells
+from bench.runner.config import setup_gin
+from bench.runner.identity import cell_keys, split_config, statements
+from bench.runner.matrix import expand_cells, load_matrix
 from tests.conftest import bench_cli, run_records, write_matrix
 
 ALIGN = "bench.tasks.alignment1d.Alignment1D"
@@ -76,8 +76,8 @@ def test_a_new_metric_reevaluates_saved_weights_and_trains_nothing(
     def no_training(*args, **kwargs):
         raise AssertionError("a re-evaluation must not train")
 
-    monkeypatch.setattr(bench.run, "train", no_training)
-    outcome = bench.run.run_cell(todo)  # in this process, so the patch holds
+    monkeypatch.setattr(bench.runner.run, "train", no_training)
+    outcome = bench.runner.run.run_cell(todo)  # in this process, so the patch holds
     assert outcome["status"] == "done", outcome["reason"]
     record = run_records(results)[first.run_id]
     assert record["key"] == changed.key and record["evaluated_from"]["key"] == first.key

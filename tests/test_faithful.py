@@ -12,8 +12,8 @@ import gin
 import pytest
 import torch
 
-from bench.config import GIN_ROOT, setup_gin
 from bench.objectives import DLC, Plain
+from bench.runner.config import GIN_ROOT, setup_gin
 from bench.tasks.alignment1d import Alignment1D, ConvFeatures
 from bench.tasks.registration import DCPNet, EntryNoise, Outputs, Registration
 from bench.tasks.registration import geometry as geo
@@ -247,7 +247,7 @@ def test_prise_preset_reproduces_a_hand_computed_hinge(option: str) -> None:
 # --- done-when: the presets in the smoke matrix ---------------------------------------------------
 def test_presets_run_in_the_smoke_matrix_where_they_apply_and_skip_with_a_reason(
         tmp_path) -> None:
-    from bench.matrix import expand_cells, load_matrix
+    from bench.runner.matrix import expand_cells, load_matrix
 
     presets = ["dlc_prise", "dlc_authors_generic", "dlc_prnet_demo", "dlc_prnet_demo_ft"]
     cells = []

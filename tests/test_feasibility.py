@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from bench import feasibility
 from bench.cli import main
 from bench.objectives import DLC, Plain
+from bench.protocol import feasibility
 from bench.tasks.base import Task
 from dlc import Euclidean
 

@@ -68,14 +68,14 @@ def _overlaps(fig) -> list[tuple[str, str]]:
 def drawn(monkeypatch, tmp_path: Path) -> dict[str, object]:
     """name -> figure, for every figure kind of one (task, model) with long names."""
     made: dict[str, object] = {}
-    save = figures._save
+    save = figures.save_figure
 
     def keep(fig, data, path):
         fig.canvas.draw()
         made[Path(path).name] = (fig, _overlaps(fig))
         return save(fig, data, path)
 
-    monkeypatch.setattr(figures, "_save", keep)
+    monkeypatch.setattr(figures, "save_figure", keep)
     metrics = _rows(LONG_TASK, "dcp", "registration")
     reference = _rows(LONG_TASK, "icp", "registration").assign(objective="plain")
     figures.task_model_figures(LONG_TASK, "dcp", metrics, tmp_path, reference)
@@ -104,8 +104,8 @@ def test_reference_line_only_where_it_measures_the_same_quantity(drawn) -> None:
 
 def test_dhn_figures_say_what_dhn_does(monkeypatch, tmp_path: Path) -> None:
     made = {}
-    save = figures._save
-    monkeypatch.setattr(figures, "_save", lambda fig, data, path: made.setdefault(
+    save = figures.save_figure
+    monkeypatch.setattr(figures, "save_figure", lambda fig, data, path: made.setdefault(
         Path(path).name, [ax.get_xlabel() + ax.get_ylabel() for ax in fig.axes]) and
         save(fig, data, path))
     figures.task_model_figures("homography_synthetic", "dhn",
@@ -119,8 +119,8 @@ def test_narrow_y_axis_says_so(monkeypatch, tmp_path: Path) -> None:
     metrics = _rows("alignment1d_x", "conv1d", "alignment1d")
     metrics.loc[metrics.metric == "distance", "value"] = 0.948 + 1e-4 * metrics["step"]
     made = {}
-    save = figures._save
-    monkeypatch.setattr(figures, "_save", lambda fig, data, path: made.setdefault(
+    save = figures.save_figure
+    monkeypatch.setattr(figures, "save_figure", lambda fig, data, path: made.setdefault(
         Path(path).name, [t.get_text() for t in fig.axes[0].texts]) and save(fig, data, path))
     figures.iteration_figure("alignment1d_x", "conv1d", metrics, "distance", tmp_path / "d")
     assert any("zoomed" in t for t in made["d"])
@@ -138,8 +138,8 @@ def test_one_seed_draws_no_band_and_no_error_bars(monkeypatch, tmp_path: Path) -
     metrics = _rows("alignment1d_x", "conv1d", "alignment1d")
     metrics = metrics[metrics.seed == 0]
     made = {}
-    save = figures._save
-    monkeypatch.setattr(figures, "_save", lambda fig, data, path: made.setdefault(
+    save = figures.save_figure
+    monkeypatch.setattr(figures, "save_figure", lambda fig, data, path: made.setdefault(
         Path(path).name, (len(fig.axes[0].collections), len(fig.axes[0].lines))) and
         save(fig, data, path))
     figures.iteration_figure("alignment1d_x", "conv1d", metrics, "distance", tmp_path / "d")

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.cell_runner import waves
-from bench.checkpoint import FILENAME, read
-from bench.experiment import Experiment
-from bench.matrix import expand_cells, load_matrix
+from bench.runner.cell_runner import waves
+from bench.runner.checkpoint import FILENAME, read
+from bench.runner.experiment import Experiment
+from bench.runner.matrix import expand_cells, load_matrix
 from tests.conftest import bench_cli, run_records, write_matrix
 
 
@@ -67,7 +67,7 @@ def test_a_fine_tuned_cell_starts_from_its_parents_final_weights(tmp_path: Path)
 def test_a_child_whose_parent_is_missing_fails_with_a_clear_reason(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from bench.run import run_cell
+    from bench.runner.run import run_cell
 
     cells = _cells(tmp_path, ["dlc_ft"])
     child = next(c for c in cells if c.objective == "dlc_ft")

@@ -59,8 +59,61 @@ def test_the_checker_finds_a_planted_circle() -> None:
 
 def test_bench_has_no_import_circle() -> None:
     graph = import_graph()
-    assert "bench.run" in graph and "bench.config" in graph["bench.run"]  # the graph is real
+    assert "bench.runner.run" in graph and "bench.runner.config" in graph["bench.runner.run"]  # the graph is real
     # a package __init__ importing its own submodules is not a circle worth reporting
     for name in graph:
         graph[name] = {t for t in graph[name] if not name.startswith(t + ".")}
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def rooms(graph: dict[str, set[str]], package: str = "bench") -> dict[str, set[str]]:
+    """The graph folded to `package`'s direct children (a sub-package is one room): room -> the
+    rooms it imports. A room importing itself is dropped."""
+    def room(module: str) -> str:
+        parts = module.split(".")
+        return ".".join(parts[:2]) if len(parts) > 1 else module
+
+    folded: dict[str, set[str]] = {}
+    for name, targets in graph.items():
+        if name == package:
+            continue
+        folded.setdefault(room(name), set()).update(
+            room(t) for t in targets if t != package and room(t) != room(name))
+    return folded
+
+
+def floors(graph: dict[str, set[str]]) -> int:
+    """The number of floors: the longest chain of imports + 1 (the graph must have no circle)."""
+    depth: dict[str, int] = {}
+
+    def height(node: str) -> int:
+        if node not in depth:
+            depth[node] = 1 + max((height(t) for t in graph[node]), default=0)
+        return depth[node]
+
+    return max(height(n) for n in graph)
+
+
+def test_rooms_and_floors_on_a_known_graph() -> None:
+    graph = {"bench": set(), "bench.cli": {"bench.runner.run", "bench.report.tables"},
+             "bench.runner.run": {"bench.runner.store", "bench.schema"}, "bench.runner.store": set(),
+             "bench.report.tables": {"bench.runner.store"}, "bench.schema": set()}
+    folded = rooms(graph)
+    assert folded == {"bench.cli": {"bench.runner", "bench.report"},
+                      "bench.runner": {"bench.schema"}, "bench.report": {"bench.runner"},
+                      "bench.schema": set()}
+    assert floors(folded) == 4 and sum(map(len, folded.values())) == 4
+
+
+def test_the_rooms_of_bench_have_no_circle() -> None:
+    """Folded to its rooms (top-level modules and sub-packages), bench still has no circle: each
+    sub-package (runner, protocol, report, tasks) sits on floors of its own."""
+    folded = rooms(import_graph())
+    assert {"bench.runner", "bench.protocol", "bench.report", "bench.tasks"} <= set(folded)
+    assert find_cycle(folded) is None, " -> ".join(find_cycle(folded))
+
+
+if __name__ == "__main__":  # python -m tests.test_import_graph: the numbers the README quotes
+    folded = rooms(import_graph())
+    print(f"{len(folded)} rooms on {floors(folded)} floors with "
+          f"{sum(map(len, folded.values()))} arrows")

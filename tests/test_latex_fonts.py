@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.report.protocol_tables import comparison_latex
+from bench.report.comparison_tables import comparison_latex
 from bench.report.tables import PREAMBLE, difference_table, final_table, render, summarise, to_latex
 
 TOOLS = ("pdflatex", "pdffonts")

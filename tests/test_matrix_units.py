@@ -1,4 +1,4 @@
-"""bench.matrix piece by piece: every field of an expanded cell, fine-tuning parents, skip reasons,
+"""bench.runner.matrix piece by piece: every field of an expanded cell, fine-tuning parents, skip reasons,
 budget and seed checks with their exact messages, matrix parts and the keys.
 
 Expected values are written out here (file lists, run ids, messages), not read back from the
@@ -12,9 +12,9 @@ from pathlib import Path
 import gin
 import pytest
 
-from bench.config import GIN_ROOT, ConfigError
-from bench.identity import cell_keys, training_key
-from bench.matrix import (
+from bench.runner.config import GIN_ROOT, ConfigError
+from bench.runner.identity import cell_keys, training_key
+from bench.runner.matrix import (
     MAX_SEED,
     Matrix,
     check_seeds,

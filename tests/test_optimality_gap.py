@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import dlc
-from bench.evaluate import GAP_SEARCH_DIRECTIONS, search_minimum
 from bench.metrics import Distance, OptimalityGap, SpuriousMinimum, Trace, with_companions
+from bench.runner.evaluate import GAP_SEARCH_DIRECTIONS, search_minimum
 from bench.schema import Direction
 from tests.conftest import bench_cli, run_records, write_matrix
 

@@ -93,7 +93,7 @@ def test_report_format_is_checked_and_listed(tmp_path: Path, capsys) -> None:
 @pytest.mark.slow  # seconds; CI runs it in its slow step
 def test_format_tex_draws_pdf_figures_only(tmp_path: Path) -> None:
     from bench.report import write_report
-    from bench.result_tables import collect
+    from bench.runner.result_tables import collect
     from tests.test_report import _fake_results
 
     _fake_results(tmp_path / "results")
@@ -107,20 +107,17 @@ def test_format_tex_draws_pdf_figures_only(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_report_on_a_tuning_folder_writes_latex_tables(tmp_path: Path, monkeypatch) -> None:
     """On a copy of the committed tuning folder; its figures have no overlapping text."""
-    from bench import report_protocol
-    from bench.report.figures import fit_text
+    from bench.report import tuned
     from tests.test_figures_layout import _overlaps
 
-    overlaps, save = {}, report_protocol._save
+    overlaps, save = {}, tuned.save_figure
 
-    def keep(fig, data, stem):
-        fit_text(fig, fig.axes)  # the layout `_save` makes, then the check, then the save
-        fig.tight_layout()
+    def keep(fig, data, stem):  # figures arrive laid out (`tuned._laid_out`): check, then save
         fig.canvas.draw()
         overlaps[stem.name] = _overlaps(fig)
         return save(fig, data, stem)
 
-    monkeypatch.setattr(report_protocol, "_save", keep)
+    monkeypatch.setattr(tuned, "save_figure", keep)
     copy = tmp_path / "cpu"
     shutil.copytree(REPO / "results" / "cpu", copy, ignore=shutil.ignore_patterns("report"))
     assert main(["report", str(copy)]) == 0

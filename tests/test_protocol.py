@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.config import ConfigError
-from bench.halving import decide, planned_compute, promoted, rung_epochs, survivors
-from bench.stability import rung_correlation, stability
-from bench.verdicts import qualify, reduced_to_plain
+from bench.protocol.halving import decide, planned_compute, promoted, rung_epochs, survivors
+from bench.protocol.stability import rung_correlation, stability
+from bench.protocol.verdicts import qualify, reduced_to_plain
+from bench.runner.config import ConfigError
 
 
 def test_promotion_sees_the_whole_rung_whatever_the_order() -> None:
@@ -111,8 +111,8 @@ def test_compute_and_stage_tables_from_a_hand_made_tuning_folder(tmp_path) -> No
     import json
     from types import SimpleNamespace
 
-    from bench.protocol_tables import compute_table
-    from bench.stability import stage_scores
+    from bench.protocol.budget_tables import compute_table
+    from bench.protocol.stability import stage_scores
 
     def entry(trial, rung_scores, pruned):
         return dict(task="alignment1d_x", model="conv1d", objective="plain", trial=trial,

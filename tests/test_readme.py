@@ -20,11 +20,11 @@ def numbers(text: str) -> list[float]:
 
 
 def check_training_loop(out: str) -> None:
-    """``base B  hinge H`` once per batch (3 batches): finite, non-negative losses."""
+    """``h(w*) B  hinge H`` once per batch (3 batches): finite, non-negative losses."""
     lines = out.strip().splitlines()
     assert len(lines) == 3, out
     for line in lines:
-        match = re.fullmatch(rf"base ({NUMBER})  hinge ({NUMBER})", line)
+        match = re.fullmatch(rf"h\(w\*\) ({NUMBER})  hinge ({NUMBER})", line)
         assert match, line
         base, hinge = float(match[1]), float(match[2])
         assert 0 < base < 10 and 0 <= hinge < 10, line  # MSE of N(0, 1) data is about 1

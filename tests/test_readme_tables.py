@@ -1,9 +1,9 @@
-"""The README's result tables are the ones `python -m bench.readme_tables` generates from the
+"""The README's result tables are the ones `python -m bench.report.readme` generates from the
 committed results; a typed number in a generated block is caught."""
 
 from __future__ import annotations
 
-from bench.readme_tables import BLOCKS, regenerate
+from bench.report.readme import BLOCKS, regenerate
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text()
@@ -16,7 +16,7 @@ def test_every_generated_block_is_in_the_readme() -> None:
 
 def test_readme_tables_match_the_committed_results() -> None:
     _, changed = regenerate(README)
-    assert changed == [], f"run `python -m bench.readme_tables`: {changed} differ"
+    assert changed == [], f"run `python -m bench.report.readme`: {changed} differ"
 
 
 def test_a_typed_number_is_caught() -> None:

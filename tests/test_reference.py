@@ -14,13 +14,14 @@ import torch
 from mnist1d.data import get_dataset_args
 from torch import nn
 
-from bench.config import ConfigError, parsed, resolve
-from bench.experiment import Experiment
-from bench.matrix import expand_cells, load_matrix
 from bench.objectives import ObjectiveOutput
+from bench.runner.config import ConfigError, parsed, resolve
+from bench.runner.experiment import Experiment
+from bench.runner.matrix import expand_cells, load_matrix
+from bench.runner.recorder import Recorder
+from bench.runner.train import train
 from bench.tasks.sequence.classification import MNIST1D
 from bench.tasks.sequence.reference import FlatGRU
-from bench.train import Recorder, train
 from tests.conftest import bench_cli, run_records
 
 REFERENCE = [resolve("scales", "reference"), resolve("tasks", "sequence_mnist1d_ref"),

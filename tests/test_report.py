@@ -16,8 +16,8 @@ from bench import stats
 from bench.report import write_report
 from bench.report.figures import KNOWN_STYLES, style
 from bench.report.tables import format_interval, format_mean_std, natural_key, seeds_text
-from bench.result_tables import collect
-from bench.store import RunWriter
+from bench.runner.result_tables import collect
+from bench.runner.store import RunWriter
 from tests.conftest import write_weights
 
 DIRECTIONS = {"distance": "min", "success@0.5": "max", "success@1": "max", "success@2": "max",
@@ -397,7 +397,7 @@ def test_latex_is_structurally_valid(report: Path) -> None:
 def test_runs_without_a_declared_base_loss_get_a_note(report: Path) -> None:
     # the fake runs declare no direction for train_original: they predate the explicit base loss
     assert "predate the explicit base loss" in (report / "index.md").read_text()
-    from bench.report.data import legacy_base_loss
+    from bench.report.reading import legacy_base_loss
 
     declared = pd.DataFrame({"status": ["done"], "metric_directions": ['{"train_original": "min"}']})
     assert not legacy_base_loss(declared)

@@ -118,7 +118,7 @@ class DoubledPlain(Plain):
     """A user baseline: twice the original loss."""
     def forward(self, task, model, outputs, batch):
         out = super().forward(task, model, outputs, batch)
-        return ObjectiveOutput(2 * out.loss, out.base, out.logs)
+        return ObjectiveOutput(2 * out.loss, out.original, out.logs)
 
 class OtherFamilyModel(torch.nn.Module):
     family = "not_alignment1d"

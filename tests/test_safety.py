@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.runner.store import IncompleteRun, RunWriter, is_done
 from bench.schema import Status
-from bench.store import IncompleteRun, RunWriter, is_done
 from tests.conftest import bench_cli, run_records, write_matrix, write_weights
 
 

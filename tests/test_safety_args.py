@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import resolve
+from bench.runner.config import resolve
 from tests.conftest import REPO, bench_cli, write_matrix
 from tests.test_tune import write_tuning
 

@@ -1,5 +1,5 @@
 """A table row pools runs of one config only, and a cell's name says which files it ran (issue 20,
-items 1-3): config identities (`bench.pooling`), axis file names, matrix values checked up front.
+items 1-3): config identities (`bench.runner.pooling`), axis file names, matrix values checked up front.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.matrix import expand_cells, load_matrix
+from bench.runner.matrix import expand_cells, load_matrix
 from tests.conftest import REPO, bench_cli, run_records, write_matrix, write_weights
 
 
@@ -50,7 +50,7 @@ def test_a_report_refuses_a_row_whose_seeds_ran_different_configs(
 def test_older_runs_get_their_config_identity_from_config_gin(
         two_seeds: tuple[Path, Path], tmp_path: Path) -> None:
     """A run.json written before `config_id` existed: the runs table derives the same id."""
-    from bench.result_tables import read_tables
+    from bench.runner.result_tables import read_tables
 
     results = shutil.copytree(two_seeds[1], tmp_path / "out")
     recorded = {r["run_id"]: r["config_id"] for r in run_records(results).values()}
@@ -67,7 +67,7 @@ def test_config_identity_leaves_out_the_seed_but_not_a_parent_binding(tmp_path: 
     """Fine-tuning children of one config share an identity across seeds (so `*_ft` rows pool);
     a changed parent binding changes the child's identity; training and evaluation settings
     both count."""
-    from bench.pooling import config_id
+    from bench.runner.pooling import config_id
 
     part = replace(load_matrix(write_matrix(tmp_path, ["plain_ft"], seeds=[0, 1]))[0])
     cells = expand_cells(part, tmp_path / "out")
@@ -91,7 +91,7 @@ def test_a_trial_folder_report_labels_its_metrics_validation(tmp_path: Path) -> 
     """A tuning trial folder (`bench tune`) holds validation metrics only: its tables show them,
     labelled as validation, never as test."""
     from bench.report import write_report
-    from bench.store import RunWriter
+    from bench.runner.store import RunWriter
 
     for objective in ("plain", "dlc"):
         for seed in range(2):
@@ -123,7 +123,7 @@ def test_a_task_file_named_with_a_leading_dot_is_refused(
 
 
 def test_a_run_writer_refuses_a_run_id_that_reads_as_staging(tmp_path: Path) -> None:
-    from bench.store import RunWriter
+    from bench.runner.store import RunWriter
 
     for run_id in (".x-s0-abc", "", "a/b"):
         with pytest.raises(ValueError, match="run id"):

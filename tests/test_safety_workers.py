@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.executors import Resources, submitit_parameters
+from bench.runner.executors import Resources, submitit_parameters
 from bench.schema import Status
 from tests.conftest import REPO, bench_cli, run_records, write_matrix, write_plugin
 
@@ -217,8 +217,8 @@ def test_run_files_follow_the_umask(tmp_path: Path, umask: int) -> None:
 
 
 def test_submitit_resources_come_from_gin_with_defaults_per_scale() -> None:
-    import bench.matrix  # noqa: F401 - registers bench.matrix.Matrix, which matrix files bind
-    from bench.config import parsed, resolve
+    import bench.runner.matrix  # noqa: F401 - registers bench.matrix.Matrix, which matrix files bind
+    from bench.runner.config import parsed, resolve
 
     defaults = {}
     for scale in ("smoke", "cpu", "paper"):
@@ -238,7 +238,7 @@ def test_a_truncated_data_cache_file_names_the_cache_folder(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
-    from bench.data import cached_dataset
+    from bench.tasks.dataset_cache import cached_dataset
 
     monkeypatch.setenv("DLC_BENCH_CACHE", str(tmp_path))
 
@@ -248,7 +248,7 @@ def test_a_truncated_data_cache_file_names_the_cache_folder(
     assert len(cached_dataset("toy", {"n": 1000}, build)) == 1000
     (arrow,) = tmp_path.glob("toy-*/*.arrow")
     arrow.write_bytes(arrow.read_bytes()[:-3000])
-    with pytest.raises(RuntimeError, match=str(arrow.parent)):  # bench.data.DamagedCache
+    with pytest.raises(RuntimeError, match=str(arrow.parent)):  # bench.tasks.dataset_cache.DamagedCache
         cached_dataset("toy", {"n": 1000}, build)
 
 
@@ -259,7 +259,7 @@ def test_a_full_disk_while_caching_leaves_no_temporary_folder(
     import datasets
     import numpy as np
 
-    from bench.data import cached_dataset
+    from bench.tasks.dataset_cache import cached_dataset
 
     monkeypatch.setenv("DLC_BENCH_CACHE", str(tmp_path))
     real = datasets.Dataset.save_to_disk

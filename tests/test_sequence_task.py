@@ -299,9 +299,9 @@ def test_kl_divergence_is_refused_for_regression() -> None:
 
 
 def test_sequence_digits_kl_binds_the_satisfiable_form() -> None:
-    from bench.config import parsed_text
-    from bench.experiment import Experiment
-    from bench.matrix import Matrix, expand_cells
+    from bench.runner.config import parsed_text
+    from bench.runner.experiment import Experiment
+    from bench.runner.matrix import Matrix, expand_cells
 
     cell = expand_cells(Matrix(tasks=["sequence_digits_kl"], models=["gru"], objectives=["dlc"]),
                         Path("/nonexistent"))[0]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from bench import stats
-from bench.verdicts import add_verdicts, verdict
+from bench.protocol.verdicts import add_verdicts, verdict
 
 nan = float("nan")
 

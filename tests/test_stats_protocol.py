@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench import stats
-from bench.verdicts import add_verdicts, verdict
+from bench.protocol.verdicts import add_verdicts, verdict
 
 nan = float("nan")
 
@@ -134,7 +134,7 @@ def test_across_tasks_rows() -> None:
 
 
 def test_summaries_across_problems_keep_the_objectives_that_ran_every_problem() -> None:
-    from bench.report_protocol import on_every_problem
+    from bench.report.tuned import on_every_problem
 
     rows = [dict(problem=p, objective=o, value=1.0) for p in ("a", "b", "c")
             for o in ("plain", "dlc")] + [dict(problem="b", objective="preset", value=1.0)]

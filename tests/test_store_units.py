@@ -1,4 +1,4 @@
-"""bench.store piece by piece, without running a matrix: run folders, resume records, the
+"""bench.runner.store piece by piece, without running a matrix: run folders, resume records, the
 superseded rule of collect, and a failed cell's record."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from bench import result_tables, store
-from bench.matrix import load_matrix
+from bench.runner import result_tables, store
+from bench.runner.matrix import load_matrix
 from tests.conftest import write_weights
 
 #: the required fields of a run.json (`bench.schema.RunRecord`)
@@ -140,8 +140,8 @@ def test_load_matrix_of_a_single_part(name: str) -> None:
 
 
 def test_restrict_tasks_keeps_each_part_to_its_own_family() -> None:
-    from bench.config import ConfigError
-    from bench.matrix import restrict_tasks
+    from bench.runner.config import ConfigError
+    from bench.runner.matrix import restrict_tasks
 
     parts = load_matrix(Path("gin/matrices/smoke.gin"))
     kept = restrict_tasks(parts, ["alignment1d_same", "sequence_copy"], Path("m.gin"))
@@ -154,7 +154,7 @@ def test_restrict_tasks_keeps_each_part_to_its_own_family() -> None:
 
 
 def test_waves_put_parents_first() -> None:
-    from bench.cell_runner import waves
+    from bench.runner.cell_runner import waves
 
     cells = [SimpleNamespace(run_id="child", parent="root", results="r"),
              SimpleNamespace(run_id="root", parent="", results="r"),

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import ConfigError
-from bench.sweep import (
+from bench.protocol.sweep import (
     Sweep,
     axes,
     binding_text,
@@ -19,7 +18,8 @@ from bench.sweep import (
     scale_value,
     tpe_params,
 )
-from bench.verdicts import WEIGHT_AXES, reaches_plain_limit
+from bench.protocol.verdicts import WEIGHT_AXES, reaches_plain_limit
+from bench.runner.config import ConfigError
 
 LR = "bench.run.Experiment.lr"
 WEIGHT = "bench.objectives.DLC.weight"

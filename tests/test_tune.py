@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.matrix import expand_cells, load_matrix
-from bench.run import run_cell
+from bench.runner.matrix import expand_cells, load_matrix
+from bench.runner.run import run_cell
 from tests.conftest import REPO, bench_cli
 
 pytestmark = pytest.mark.slow  # tuning runs of real cells (seconds each); CI runs it in its slow step
@@ -315,7 +315,7 @@ def test_tune_runs_a_fine_tuning_child_after_its_parent_in_a_pool(tmp_path: Path
 
 def test_tune_hands_the_matrix_resources_to_the_executor(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.cell_runner
+    import bench.runner.cell_runner
 
     matrix = write_tuning(tmp_path, trials="1", budgets="[]")
     matrix.write_text(matrix.read_text() + "bench.executors.Resources.mem_gb = 3.5\n"
@@ -326,7 +326,7 @@ def test_tune_hands_the_matrix_resources_to_the_executor(
         seen.append((executor, resources))
         return iter(())
 
-    monkeypatch.setattr(bench.cell_runner, "execute", fake_execute)
+    monkeypatch.setattr(bench.runner.cell_runner, "execute", fake_execute)
     bench_cli("tune", str(matrix), "--out", str(tmp_path / "o"), "--phase", "tune",
               "--executor", "submitit")
     assert seen and all(e == "submitit" and r.mem_gb == 3.5 and r.timeout_min == 7
@@ -367,7 +367,7 @@ def test_select_names_a_damaged_trial_file_and_tune_re_runs_it(
 
 
 def test_protocol_report_counts_unfinished_trials() -> None:
-    from bench.trial_counts import trial_statuses, trial_text
+    from bench.protocol.trial_counts import trial_statuses, trial_text
 
     scores = pd.DataFrame({"task": "t", "model": "m", "objective": "dlc",
                            "trial": [0, 0, 1, 1, 2, 2, 3, 3],
@@ -379,12 +379,12 @@ def test_protocol_report_counts_unfinished_trials() -> None:
     assert trial_text(pd.Series(["done"] * 8)) == "8 trials"
 
 
-def test_protocol_final_values_read_only_the_given_runs(tmp_path: Path) -> None:
+def test_protocol_selection_values_read_only_the_given_runs(tmp_path: Path) -> None:
     """`final/` may hold an earlier winner's runs (a changed sweep, re-tuned into the same folder):
     the protocol report reads only the runs of the selected configs on the final seeds."""
     from types import SimpleNamespace
 
-    from bench.report_protocol import final_values
+    from bench.report.tuned import selection_values
 
     rows = [dict(run_id=run_id, task="t", model="m", objective="dlc", seed=seed, phase="test",
                  step=0, metric="distance", value=value)
@@ -392,5 +392,5 @@ def test_protocol_final_values_read_only_the_given_runs(tmp_path: Path) -> None:
                                         ("new-s101", 101, 2.0), ("old-s102", 102, 9.0))]
     pd.DataFrame(rows).to_parquet(tmp_path / "results.parquet")
     sweep = SimpleNamespace(metric_of=lambda task: ("distance", "min"))
-    values = final_values(tmp_path, sweep, run_ids={"new-s100", "new-s101"})
+    values = selection_values(tmp_path, sweep, run_ids={"new-s100", "new-s101"})
     assert sorted(zip(values["seed"], values["value"])) == [(100, 1.0), (101, 2.0)]

@@ -130,7 +130,7 @@ def _finish(fig, axes, title: str) -> None:
     fig.tight_layout()
 
 
-#: the image files `_save` writes (PNG for Markdown, PDF for LaTeX); see `figure_formats`
+#: the image files `save_figure` writes (PNG for Markdown, PDF for LaTeX); see `figure_formats`
 IMAGE_SUFFIXES: ContextVar[tuple[str, ...]] = ContextVar("IMAGE_SUFFIXES", default=(".png", ".pdf"))
 
 
@@ -146,7 +146,7 @@ def figure_formats(table_formats: Sequence[str]):
         IMAGE_SUFFIXES.reset(token)
 
 
-def _save(fig, data: pd.DataFrame, path: Path) -> list[Path]:
+def save_figure(fig, data: pd.DataFrame, path: Path) -> list[Path]:
     """The images of `fig` (`IMAGE_SUFFIXES`) and the CSV of `data` (with the colour and marker
     of each objective's line); returns the paths written."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,9 +184,8 @@ def _integer_ticks(ax) -> None:
 
 
 def base_loss_name(metrics: pd.DataFrame) -> str | None:
-    """The logged name of the task's base loss: `train_base`, or `train_original` in older runs."""
-    names = set(metrics.metric.unique())
-    return next((n for n in ("train_base", "train_original") if n in names), None)
+    """`train_original` (the task's original loss at w*, `ObjectiveOutput.original`) when logged."""
+    return "train_original" if "train_original" in set(metrics.metric.unique()) else None
 
 
 def training_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> list[Path]:
@@ -215,7 +214,7 @@ def training_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) ->
         _integer_ticks(ax)
     _finish(fig, axes, f"{task} · {_model_title(model)}: training")
     data = pd.concat([base_curves.assign(panel="base"), hinge_curves.assign(panel="hinge")])
-    return _save(fig, data, path)
+    return save_figure(fig, data, path)
 
 
 def iteration_figure(task: str, model: str, metrics: pd.DataFrame, metric: str, path: Path,
@@ -248,7 +247,7 @@ def iteration_figure(task: str, model: str, metrics: pd.DataFrame, metric: str, 
     _finish(fig, [ax], f"{task} · {_model_title(model)}: {display_name(metric)} per iteration")
     drawn = curves if ref is None else pd.concat([curves, ref.rename(columns={"model": "objective"})
                                                   .assign(reference=True)])
-    return _save(fig, drawn, path)
+    return save_figure(fig, drawn, path)
 
 
 def success_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> list[Path]:
@@ -269,7 +268,7 @@ def success_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> 
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(-2, 102)
     _finish(fig, [ax], f"{task} · {_model_title(model)}: success rate vs threshold")
-    return _save(fig, curves, path)
+    return save_figure(fig, curves, path)
 
 
 def slice_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> list[Path]:
@@ -293,7 +292,7 @@ def slice_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> li
         ax.text(0.5, 0.04, note, transform=ax.transAxes, ha="center", va="bottom", fontsize=6.5,
                 color="#555555")
     _finish(fig, [ax], f"{task} · {_model_title(model)}: learned h along rays through w*")
-    return _save(fig, curves, path)
+    return save_figure(fig, curves, path)
 
 
 def violation_figure(values: pd.DataFrame, path: Path) -> list[Path]:
@@ -331,7 +330,7 @@ def violation_figure(values: pd.DataFrame, path: Path) -> list[Path]:
     ax.set_xlim(0, 1.02)
     ax.set_xlabel("violation rate (share of rays through w*\nwhere the learned h is not star-convex)")
     _finish(fig, [ax], "landscape violation rate per task and model (mean, 95% CI over seeds)")
-    return _save(fig, bars.drop(columns="y"), path)
+    return save_figure(fig, bars.drop(columns="y"), path)
 
 
 def profile_figure(profile: pd.DataFrame, area: pd.Series, problems: int, metric: str,
@@ -349,7 +348,7 @@ def profile_figure(profile: pd.DataFrame, area: pd.Series, problems: int, metric
     ax.set_ylim(-0.02, 1.02)
     _finish(fig, [ax], f"performance profile of final {metric}\nover {problems} (task, model) "
                        "problems that ran every objective")
-    return _save(fig, profile.reset_index(), path)
+    return save_figure(fig, profile.reset_index(), path)
 
 
 def task_model_figures(task: str, model: str, metrics: pd.DataFrame, folder: Path,

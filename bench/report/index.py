@@ -23,8 +23,15 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.protocol.verdicts import ALPHA
 from bench.report import figures, tables
-from bench.report.data import (
+from bench.report.metadata import (
+    MAX_INTERVAL_COLUMNS,
+    MAX_METRIC_COLUMNS,
+    REFERENCE_MODELS,
+    refinement_of,
+)
+from bench.report.reading import (
     commits,
     drop_legacy_gap,
     evaluated_split,
@@ -34,14 +41,7 @@ from bench.report.data import (
     metric_directions,
     with_family,
 )
-from bench.report.metadata import (
-    MAX_INTERVAL_COLUMNS,
-    MAX_METRIC_COLUMNS,
-    REFERENCE_MODELS,
-    refinement_of,
-)
-from bench.store import atomic_write_frame, atomic_write_text
-from bench.verdicts import ALPHA
+from bench.runner.store import atomic_write_frame, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class MixedCommitsWarning(UserWarning):
 
 
 class HingeDominatedWarning(UserWarning):
-    """A DLC-type run trained on its hinge rather than its task (`bench.diagnostics`)."""
+    """A DLC-type run trained on its hinge rather than its task (`bench.report.diagnostics`)."""
 
 
 def provenance(runs: pd.DataFrame) -> list[str]:
@@ -264,7 +264,7 @@ def _task_figures(task: str, task_metrics: pd.DataFrame, folder: Path) -> list[s
 def _hinge_section(metrics: pd.DataFrame, out: Path, formats: Sequence[str]) -> list[str]:
     """Final-epoch hinge diagnostics of DLC-type runs, and one warning per run whose weighted
     hinge exceeded 10x its base term at every epoch; [] for runs that logged none."""
-    from bench.diagnostics import hinge_dominated, hinge_summary
+    from bench.report.diagnostics import hinge_dominated, hinge_summary
 
     summary = hinge_summary(metrics)
     if summary.empty:

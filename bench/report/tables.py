@@ -6,7 +6,7 @@ that frame to Markdown and LaTeX (`render`). Columns are split into groups of at
 Bold marks the best mean per task and metric only where the metric declares a direction in
 run.json, there is more than one seed, the printed means differ (equal printed means: bold on
 both sides or neither), and the metric is not a constant baseline (`trivial_*`). Difference
-tables mark the verdict (`bench.verdicts`) both ways, with p and Holm p under each interval.
+tables mark the verdict (`bench.protocol.verdicts`) both ways, with p and Holm p under each interval.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.protocol.verdicts import ALPHA, MARKS, add_verdicts
 from bench.report.metadata import (
     GROUPS,
     KNOWN_OBJECTIVES,
@@ -42,8 +43,7 @@ from bench.report.numbers import (  # noqa: F401 - re-exported for the report's 
     scale_exponent,
     seeds_text,
 )
-from bench.store import atomic_write_frame, atomic_write_text
-from bench.verdicts import ALPHA, MARKS, add_verdicts
+from bench.runner.store import atomic_write_frame, atomic_write_text
 
 KEYS = ["task", "model", "objective"]
 

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.data import cached_dataset
 from bench.tasks.base import Batch, Task
+from bench.tasks.dataset_cache import cached_dataset
 from bench.tasks.forms import Base, Forms, HForm
 from dlc import Euclidean, Space
 

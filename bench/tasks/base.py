@@ -69,7 +69,7 @@ class Task(abc.ABC):
     #: records `train_optimality_gap` = training base loss - optimum per epoch
     optimum: float | None = None
     #: parameters only evaluation reads: changing them re-evaluates saved weights, never retrains
-    #: (`bench.identity`); a subclass adds its own (e.g. test-time solver settings) to this set
+    #: (`bench.runner.identity`); a subclass adds its own (e.g. test-time solver settings) to this set
     EVALUATION_PARAMETERS: ClassVar[frozenset[str]] = frozenset({"metrics"})
     #: share of the training source carved out as 'val' (`bench.tasks.splits.carve.fraction`,
     #: set by `Experiment` from gin; data loading reads no gin)

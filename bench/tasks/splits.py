@@ -13,7 +13,7 @@ real datasets loaded so far), the validation split is carved out of the source's
 
 `fraction` is a gin binding (`bench.tasks.splits.carve.fraction = 0.2`); it is part of the config
 text and therefore of every cell's identity. Gin is read where an `Experiment` is built (the
-driver, `bench.run.run_cell`): `Experiment` asks `val_fraction()` for the bound value and hands it
+driver, `bench.runner.run.run_cell`): `Experiment` asks `val_fraction()` for the bound value and hands it
 to its task (`Task.val_fraction`); data loading itself (`carve`, `select`) reads no gin. `fraction = 0` carves nothing: `train` is the whole
 training source in its order (a published protocol that trains on all of it, e.g. MNIST-1D's
 4000 examples) and asking for `val` is a `ValueError`.

@@ -30,7 +30,7 @@ from matplotlib import colormaps
 from matplotlib.colors import LightSource
 from scipy import ndimage
 
-from bench.data import cached_dataset
+from bench.tasks.dataset_cache import cached_dataset
 from bench.tasks.homography import sources
 from bench.tasks.homography.geometry import homography_to_offsets, offsets_to_homography
 

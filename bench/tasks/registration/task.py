@@ -45,9 +45,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.data import cached_dataset
 from bench.metrics import Metric, Trace
 from bench.tasks.base import Batch, Task
+from bench.tasks.dataset_cache import cached_dataset
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.registration import geometry as geo
 from bench.tasks.registration.modelnet import load_modelnet40, missing_modelnet40

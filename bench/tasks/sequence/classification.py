@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.data import in_memory_dataset
 from bench.tasks.base import Batch
+from bench.tasks.dataset_cache import in_memory_dataset
 from bench.tasks.sequence import generators, mnist
 from bench.tasks.sequence.task import SequenceTask
 from dlc import Space

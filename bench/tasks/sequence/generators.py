@@ -1,7 +1,7 @@
 """Offline sequence data: synthetic long-memory problems and small bundled digit sets.
 
 Every generator is deterministic in its arguments and returns numpy columns with a common first
-dimension N (what `bench.data.cached_dataset` stores):
+dimension N (what `bench.tasks.dataset_cache.cached_dataset` stores):
 
 * `adding`: the adding problem (Hochreiter & Schmidhuber 1997, as in Arjovsky et al. 2016):
   `x [N, T, 2]` float32 (value U[0, 1], marker 0/1), `y [N, 1]` = sum of the two marked values.

@@ -41,9 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.data import cached_dataset
 from bench.metrics import Metric, Trace
 from bench.tasks.base import Batch, Task
+from bench.tasks.dataset_cache import cached_dataset
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.sequence import generators
 from dlc import Euclidean, Simplex, Space

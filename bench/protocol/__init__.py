@@ -1,0 +1,1 @@
+"""The tuning protocol: sweeps, successive halving, selection, verdicts, estimates."""

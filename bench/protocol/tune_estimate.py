@@ -1,0 +1,75 @@
+"""What a `bench tune` run costs before it runs: cells per phase and their time, from measured
+per-cell wall times (a results folder's `runs.parquet`, e.g. the committed `results/cpu`).
+
+A combination never measured borrows the median time of the same task and model under the
+objective 'dlc' (then any objective), and says so in the `source` column. The smaller budgets'
+winners are counted as if each differed from the full budget's (an upper bound). The total adds a
+per-cell start-up margin and divides by the parallel jobs.
+
+Tuning compute is the sweep's planned compute (`Sweep.compute`: full-budget-equivalent trials per
+tuning seed under successive halving, restarts included) times the tuning seeds; a rung cell is
+counted at its fraction of a full cell's time (training dominates; each rung cell also evaluates
+validation once, so this is a slight underestimate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from bench.protocol.halving import survivors
+from bench.runner.matrix import Matrix, combinations, expand_cells
+
+STARTUP_S = 0.5  # per-cell start-up margin: cells fork from a server that imported the suite
+                 # once (milliseconds), not a fresh interpreter (4.7 s CPU to import torch)
+
+
+def measured_times(results: Path) -> pd.DataFrame:
+    """Median wall time (s) per (task, model, objective) of the done runs of a results folder."""
+    runs = pd.read_parquet(Path(results) / "runs.parquet")
+    runs = runs[runs["status"] == "done"]
+    return runs.groupby(["task", "model", "objective"], as_index=False)["wall_time_s"].median()
+
+
+def time_of(times: pd.DataFrame, task: str, model: str, objective: str) -> tuple[float, str]:
+    same = times[(times.task == task) & (times.model == model)]
+    for name, source in ((objective, "measured"), ("dlc", "as dlc")):
+        hit = same[same.objective == name]
+        if len(hit):
+            return float(hit["wall_time_s"].iloc[0]), source
+    if len(same):
+        return float(same["wall_time_s"].median()), "as the median objective"
+    return float("nan"), "never measured"
+
+
+def estimate(parts: Sequence[Matrix], sweep, results: Path, jobs: int = 1) -> pd.DataFrame:
+    """One row per (task, model, objective): tune and final cells, seconds per cell, total; plus a
+    'TOTAL' row with the wall time on `jobs` parallel workers (start-up included)."""
+    times = measured_times(results)
+    rows = []
+    for part, task, model, objective in combinations(parts):
+        narrow = replace(part, tasks=[task], models=[model], objectives=[objective], seeds=[0])
+        cell = expand_cells(narrow, Path("/nonexistent"))[0]
+        if cell.skip_reason:
+            continue
+        name = Path(objective).stem
+        seconds, source = time_of(times, cell.task, cell.model, name)
+        seeds = len(sweep.tuning_seeds or part.seeds)
+        alive = survivors(sweep.budget(name), sweep.eta(name), len(sweep.rungs))
+        tune = sum(alive) * seeds
+        full_equiv = sweep.compute(name) * seeds
+        final = len(sweep.final_seeds) * (1 + int(sweep.budget0) + len(sweep.budgets))
+        rows.append(dict(task=cell.task, model=cell.model, objective=name, tune_cells=tune,
+                         final_cells=final, tune_full_equiv=full_equiv, cell_s=seconds,
+                         source=source, total_s=(full_equiv + final) * seconds))
+    table = pd.DataFrame(rows)
+    cells = int(table["tune_cells"].sum() + table["final_cells"].sum())
+    work = float(table["total_s"].sum()) + cells * STARTUP_S
+    total = dict(task="TOTAL", model=f"{jobs} jobs", objective="", tune_cells=table["tune_cells"].sum(),
+                 final_cells=table["final_cells"].sum(),
+                 tune_full_equiv=table["tune_full_equiv"].sum(), cell_s=float("nan"),
+                 source=f"+{STARTUP_S:g} s start-up per cell", total_s=work / max(jobs, 1))
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True).round(1)

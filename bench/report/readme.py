@@ -1,0 +1,158 @@
+"""The README's result tables, generated from the committed results (never typed).
+
+`python -m bench.report.readme` rewrites every block of README.md between
+`<!-- generated: NAME -->` and `<!-- /generated: NAME -->` from the tables it names;
+`--check` writes nothing and exits 1 naming each block that differs (`tests/test_readme_tables.py`
+runs it). Blocks:
+
+* `cpu-tuned`: the tuned comparison, `results/cpu/report/comparisons.csv` (written by
+  `python -m bench report results/cpu` from `results/cpu/final/results.parquet`);
+* `cpu-budget0`: chosen rows (`BUDGET0_ROWS`) of plain vs dlc in `results/cpu_budget0`, from its
+  `results.parquet`/`runs.parquet` with the report's own statistics (`bench.report.tables`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from bench.protocol.verdicts import MARKS
+from bench.report.comparison_tables import metric_text
+from bench.report.numbers import format_interval, format_mean_std
+from bench.report.reading import drop_legacy_gap, final_values, load_tables, metric_directions
+from bench.report.tables import difference_table, summarise
+from bench.runner.store import atomic_write_text
+
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated: "
+                   r"(?P=name) -->)", re.S)
+#: (task, model, metric) rows of the budget-0 table, in README order
+BUDGET0_ROWS = [
+    ("alignment1d_nonlinear_energy", "conv1d", "distance"),
+    ("alignment1d_nonlinear_energy", "conv1d", "success@1"),
+    ("alignment1d_nonlinear_energy", "conv1d", "violation_rate"),
+    ("alignment1d_nonlinear", "conv1d", "distance"),
+    ("alignment1d_nonlinear", "conv1d", "success@1"),
+    ("alignment1d_same", "conv1d", "distance"),
+    ("homography_synthetic_same", "deeplk", "mace"),
+    ("homography_synthetic_same", "deeplk", "violation_rate"),
+    ("homography_synthetic_thermal", "deeplk", "mace"),
+    ("homography_synthetic_thermal", "deeplk", "success@3"),
+    ("registration_synthetic_dcp", "dcp", "rot_iso_deg"),
+    ("registration_synthetic_dcp", "dcp", "success_1deg"),
+    ("sequence_adding", "gru", "mse"),
+    ("sequence_adding", "rnn", "mse"),
+    ("sequence_copy", "gru", "recall_accuracy"),
+    ("sequence_digits", "gru", "accuracy"),
+    ("sequence_digits", "lstm", "accuracy"),
+    ("sequence_mnist1d", "gru", "accuracy"),
+]
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * frame.shape[1]
+    return "\n".join([head, rule, *("| " + " | ".join(map(str, r)) + " |"
+                                    for r in frame.itertuples(index=False))]) + "\n"
+
+
+def _minus(text: str) -> str:
+    return text.replace("-", "−")
+
+
+def cpu_tuned(repo: Path = REPO) -> str:
+    """The tuned comparison table (test split, winners, 10 final seeds)."""
+    table = pd.read_csv(repo / "results" / "cpu" / "report" / "comparisons.csv")
+    table["unmatched"] = table["unmatched"].map(json.loads)
+
+    def verdict(word: str) -> str:
+        return f"**{word}**{MARKS[word][0]}" if word != "no evidence" else word
+
+    return _markdown(pd.DataFrame({
+        "task": table["task"], "model": table["model"],
+        "metric": [metric_text(t, m, x, d) for t, m, x, d in
+                   zip(table["task"], table["model"], table["metric"], table["direction"])],
+        "objective": table["objective"],
+        "objective mean ± std": [format_mean_std(m, s, n) for m, s, n in
+                                 zip(table["mean"], table["std"], table["runs"])],
+        "plain mean ± std": [format_mean_std(m, s, n) for m, s, n in
+                             zip(table["base_mean"], table["base_std"], table["base_runs"])],
+        "difference [95% CI]": [_minus(format_interval(d, lo, hi)) for d, lo, hi in
+                                zip(table["diff"], table["lo"], table["hi"])],
+        "p": [f"{p:.2g}" for p in table["p"]], "Holm": [f"{p:.2g}" for p in table["p_holm"]],
+        "verdict": [verdict(v) for v in table["verdict"]],
+    }))
+
+
+def cpu_budget0(repo: Path = REPO) -> str:
+    """plain vs dlc on `BUDGET0_ROWS` of the one-shot defaults (seeds 0-2)."""
+    metrics, runs = load_tables(repo / "results" / "cpu_budget0")
+    metrics, _ = drop_legacy_gap(metrics)
+    directions = metric_directions(runs)
+    values = final_values(metrics)
+    values = values[values["objective"].isin(["plain", "dlc"])]
+    summary = summarise(values).set_index(["task", "model", "objective", "metric"])
+    diffs = difference_table(values, "plain", directions).set_index(["task", "model", "metric"])
+    rows = []
+    for task, model, metric in BUDGET0_ROWS:
+        d = diffs.loc[(task, model, metric)]
+        sides = [format_mean_std(*summary.loc[(task, model, o, metric), ["mean", "std", "n"]])
+                 for o in ("plain", "dlc")]
+        excludes = "no" if d["lo"] <= 0 <= d["hi"] else ("yes, lower" if d["hi"] < 0
+                                                          else "yes, higher")
+        direction = directions.get(metric)
+        name = metric_text(task, model, metric, direction) if direction in ("min", "max") \
+            else metric
+        rows.append((task, model, name, *sides, _minus(format_interval(d["diff"], d["lo"],
+                                                                        d["hi"])), excludes))
+    return _markdown(pd.DataFrame(rows, columns=["task", "model", "metric", "plain", "DLC",
+                                                 "DLC − plain (95% CI)", "CI excludes 0"]))
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {"cpu-tuned": cpu_tuned, "cpu-budget0": cpu_budget0}
+
+
+def regenerate(text: str, repo: Path = REPO) -> tuple[str, list[str]]:
+    """(README text with every generated block rewritten, names of the blocks that changed)."""
+    changed: list[str] = []
+
+    def one(match: re.Match) -> str:
+        name = match["name"]
+        if name not in BLOCKS:
+            raise KeyError(f"README.md: unknown generated block {name!r}; known: {sorted(BLOCKS)}")
+        body = BLOCKS[name](repo)
+        if body != match["body"]:
+            changed.append(name)
+        return match[1] + body + match[4]
+
+    return BLOCK.sub(one, text), changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.report.readme",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 when a block differs from its tables")
+    args = parser.parse_args(argv)
+    text, changed = regenerate(README.read_text())
+    if args.check:
+        for name in changed:
+            print(f"README.md: block {name!r} differs from its tables; run "
+                  "`python -m bench.report.readme`", file=sys.stderr)
+        return 1 if changed else 0
+    if changed:
+        atomic_write_text(README, text)
+    print(f"README.md: {len(changed)} block(s) rewritten" + (f" ({', '.join(changed)})"
+                                                             if changed else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

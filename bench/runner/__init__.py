@@ -1,0 +1,1 @@
+"""Running cells: matrices, executors, one cell's training and evaluation, the run store."""
