@@ -9,11 +9,13 @@ runs it). Blocks:
   `python -m bench report results/cpu` from `results/cpu/final/results.parquet`);
 * `cpu-budget0`: chosen rows (`BUDGET0_ROWS`) of plain vs dlc in `results/cpu_budget0`, from its
   `results.parquet`/`runs.parquet` with the report's own statistics (`bench.report.tables`);
-* the blocks of `bench.report.readme_checks.BLOCKS` and `bench.report.readme_sequence.BLOCKS`.
+* the blocks of `BLOCKS` in `bench.report.readme_checks`, `readme_sequence`, `readme_cpu` and
+  `readme_faithful`.
 
 Numbers quoted in prose or in hand-laid table cells sit between inline markers,
 `<!-- num:KEY -->91.8 ± 0.6<!-- /num -->`, and are rewritten the same way from `NUMBERS` (the
-keys of `bench.report.readme_reference`, `readme_checks` and `readme_sequence`).
+keys of `bench.report.readme_reference`, `readme_checks`, `readme_sequence`, `readme_cpu`,
+`readme_faithful`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import readme_checks, readme_reference, readme_sequence
+from bench.report import (
+    readme_checks,
+    readme_cpu,
+    readme_faithful,
+    readme_reference,
+    readme_sequence,
+)
 from bench.report.data import drop_legacy_gap, final_values, load_tables, metric_directions
 from bench.report.numbers import format_interval, format_mean_std
 from bench.report.protocol_tables import metric_text
@@ -126,12 +134,14 @@ def cpu_budget0(repo: Path = REPO) -> str:
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {"cpu-tuned": cpu_tuned, "cpu-budget0": cpu_budget0,
-                                             **readme_checks.BLOCKS, **readme_sequence.BLOCKS}
+                                             **readme_checks.BLOCKS, **readme_sequence.BLOCKS,
+                                             **readme_cpu.BLOCKS, **readme_faithful.BLOCKS}
 #: `<!-- num:KEY -->text<!-- /num -->`: one number (or short list) inside a line
-NUMBER = re.compile(r"(?P<indent>)(?P<open><!-- num:(?P<name>[\w.-]+) -->)(?P<body>[^<\n]*)"
+NUMBER = re.compile(r"(?P<indent>)(?P<open><!-- num:(?P<name>[\w.-]+) -->)(?P<body>[^<\n`]*)"
                     r"(?P<close><!-- /num -->)")
 NUMBERS: dict[str, Callable[[Path], str]] = {**readme_reference.NUMBERS, **readme_checks.NUMBERS,
-                                              **readme_sequence.NUMBERS}
+                                              **readme_sequence.NUMBERS, **readme_cpu.NUMBERS,
+                                              **readme_faithful.NUMBERS}
 
 
 @cache
