@@ -4,6 +4,7 @@ generates from the committed results; a typed number, in a block or inline, is c
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from bench.readme_tables import BLOCKS, NUMBERS, regenerate
 from bench.report.readme_source import listed, span
@@ -45,3 +46,19 @@ def test_lists_and_spans_print_every_value_exactly() -> None:
     assert listed(pd.Series([91.6, 91.3, 92.4])) == "91.6, 91.3, 92.4"
     assert span(pd.Series([6.097, 6.403]), ".2g") == "6.1-6.4"
     assert span(pd.Series([0.03, 0.0301]), ".1g") == "0.03"
+
+
+def test_numbers_come_from_the_results_not_from_the_readme(tmp_path) -> None:
+    """A changed result changes the generated number (nothing typed in the generator)."""
+    from bench.report.readme_reference import NUMBERS as REFERENCE
+
+    folder = tmp_path / "results" / "reference"
+    folder.mkdir(parents=True)
+    metrics = pd.read_parquet(REPO / "results" / "reference" / "results.parquet")
+    plain = (metrics.objective == "plain") & (metrics.metric == "accuracy")
+    metrics.loc[plain, "value"] -= 10
+    metrics.to_parquet(folder / "results.parquet")
+    (folder / "runs.parquet").write_bytes(
+        (REPO / "results" / "reference" / "runs.parquet").read_bytes())
+    assert float(REFERENCE["ref.plain.mean"](tmp_path)) == pytest.approx(
+        float(REFERENCE["ref.plain.mean"](REPO)) - 10, abs=0.051)
