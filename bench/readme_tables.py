@@ -7,7 +7,7 @@ runs it). Blocks:
 
 * `cpu-tuned`: the tuned comparison, `results/cpu/report/comparisons.csv` (written by
   `python -m bench report results/cpu` from `results/cpu/final/results.parquet`);
-* `cpu-budget0`: chosen rows (`BUDGET0_ROWS`) of plain vs dlc in `results/cpu_budget0`, from its
+* `cpu-budget0`: chosen rows (`readme_cpu.BUDGET0_ROWS`) of plain vs dlc in `results/cpu_budget0`, from its
   `results.parquet`/`runs.parquet` with the report's own statistics (`bench.report.tables`);
 * the blocks of `BLOCKS` in `bench.report.readme_checks`, `readme_sequence`, `readme_cpu` and
   `readme_faithful`.
@@ -41,6 +41,7 @@ from bench.report import (
 from bench.report.data import drop_legacy_gap, final_values, load_tables, metric_directions
 from bench.report.numbers import format_interval, format_mean_std
 from bench.report.protocol_tables import metric_text
+from bench.report.readme_cpu import BUDGET0_ROWS
 from bench.report.tables import difference_table, summarise
 from bench.store import atomic_write_text
 from bench.verdicts import MARKS
@@ -50,27 +51,6 @@ README = REPO / "README.md"
 #: a block, at any indentation (inside a list item, its lines are indented like its markers)
 BLOCK = re.compile(r"^(?P<indent>[ ]*)(?P<open><!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)"
                    r"(?P=indent)(?P<close><!-- /generated: (?P=name) -->)", re.S | re.M)
-#: (task, model, metric) rows of the budget-0 table, in README order
-BUDGET0_ROWS = [
-    ("alignment1d_nonlinear_energy", "conv1d", "distance"),
-    ("alignment1d_nonlinear_energy", "conv1d", "success@1"),
-    ("alignment1d_nonlinear_energy", "conv1d", "violation_rate"),
-    ("alignment1d_nonlinear", "conv1d", "distance"),
-    ("alignment1d_nonlinear", "conv1d", "success@1"),
-    ("alignment1d_same", "conv1d", "distance"),
-    ("homography_synthetic_same", "deeplk", "mace"),
-    ("homography_synthetic_same", "deeplk", "violation_rate"),
-    ("homography_synthetic_thermal", "deeplk", "mace"),
-    ("homography_synthetic_thermal", "deeplk", "success@3"),
-    ("registration_synthetic_dcp", "dcp", "rot_iso_deg"),
-    ("registration_synthetic_dcp", "dcp", "success_1deg"),
-    ("sequence_adding", "gru", "mse"),
-    ("sequence_adding", "rnn", "mse"),
-    ("sequence_copy", "gru", "recall_accuracy"),
-    ("sequence_digits", "gru", "accuracy"),
-    ("sequence_digits", "lstm", "accuracy"),
-    ("sequence_mnist1d", "gru", "accuracy"),
-]
 
 
 def _markdown(frame: pd.DataFrame) -> str:

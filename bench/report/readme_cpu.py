@@ -24,6 +24,27 @@ from bench.report.readme_source import markdown, span, tables, values
 TUNED, BUDGET0 = "cpu", "cpu_budget0"
 PRESETS = ("dlc_prise", "dlc_authors_generic")
 ENERGY = "alignment1d_nonlinear_energy"
+#: (task, model, metric) rows of the budget-0 table, in README order
+BUDGET0_ROWS = [
+    ("alignment1d_nonlinear_energy", "conv1d", "distance"),
+    ("alignment1d_nonlinear_energy", "conv1d", "success@1"),
+    ("alignment1d_nonlinear_energy", "conv1d", "violation_rate"),
+    ("alignment1d_nonlinear", "conv1d", "distance"),
+    ("alignment1d_nonlinear", "conv1d", "success@1"),
+    ("alignment1d_same", "conv1d", "distance"),
+    ("homography_synthetic_same", "deeplk", "mace"),
+    ("homography_synthetic_same", "deeplk", "violation_rate"),
+    ("homography_synthetic_thermal", "deeplk", "mace"),
+    ("homography_synthetic_thermal", "deeplk", "success@3"),
+    ("registration_synthetic_dcp", "dcp", "rot_iso_deg"),
+    ("registration_synthetic_dcp", "dcp", "success_1deg"),
+    ("sequence_adding", "gru", "mse"),
+    ("sequence_adding", "rnn", "mse"),
+    ("sequence_copy", "gru", "recall_accuracy"),
+    ("sequence_digits", "gru", "accuracy"),
+    ("sequence_digits", "lstm", "accuracy"),
+    ("sequence_mnist1d", "gru", "accuracy"),
+]
 
 
 def _report(repo: Path, name: str) -> pd.DataFrame:
@@ -158,8 +179,6 @@ def _b0_text(repo: Path, task: str, model: str, objective: str, metric: str,
 
 def _b0_gaps(repo: Path) -> pd.Series:
     """plain − DLC accuracy on the class-label rows of the budget-0 table (points)."""
-    from bench.readme_tables import BUDGET0_ROWS
-
     rows = [(t, m, x) for t, m, x in BUDGET0_ROWS if "accuracy" in x]
     return pd.Series([_b0(repo, *r[:2], "plain", r[2]).mean() - _b0(repo, *r[:2], "dlc", r[2])
                       .mean() for r in rows])
