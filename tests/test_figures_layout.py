@@ -32,7 +32,7 @@ def _rows(task: str, model: str, family: str) -> pd.DataFrame:
                     rows.append({**ident, "phase": "test_iter", "step": step, "metric": metric,
                                  "value": 1.0 / (step + 1) + 0.01 * seed})
             for epoch in range(4):
-                for metric, value in (("train_base", 1.0 / (epoch + 1)), ("train_hinge", 0.1)):
+                for metric, value in (("train_original", 1.0 / (epoch + 1)), ("train_hinge", 0.1)):
                     rows.append({**ident, "phase": "train", "step": epoch, "metric": metric,
                                  "value": value})
             for thr in (1, 5, 10):
@@ -116,14 +116,28 @@ def test_dhn_figures_say_what_dhn_does(monkeypatch, tmp_path: Path) -> None:
 
 
 def test_narrow_y_axis_says_so(monkeypatch, tmp_path: Path) -> None:
+    """The case of issue 23: a mean that moves over 0.947-0.950 only, seed noise included."""
     metrics = _rows("alignment1d_x", "conv1d", "alignment1d")
-    metrics.loc[metrics.metric == "distance", "value"] = 0.948 + 1e-4 * metrics["step"]
+    metrics = metrics.assign(value=np.where(
+        metrics.metric.isin(["distance", "train_original"]),
+        0.947 + 0.0005 * metrics["step"] + 0.0004 * metrics["seed"], metrics["value"]))
     made = {}
     save = figures.save_figure
-    monkeypatch.setattr(figures, "save_figure", lambda fig, data, path: made.setdefault(
-        Path(path).name, [t.get_text() for t in fig.axes[0].texts]) and save(fig, data, path))
+
+    def keep(fig, data, path):
+        fig.canvas.draw()
+        made[Path(path).name] = ([t.get_text() for t in fig.axes[0].texts], fig.axes[0].get_ylim(),
+                                 _overlaps(fig))
+        return save(fig, data, path)
+
+    monkeypatch.setattr(figures, "save_figure", keep)
     figures.iteration_figure("alignment1d_x", "conv1d", metrics, "distance", tmp_path / "d")
-    assert any("zoomed" in t for t in made["d"])
+    figures.training_figure("alignment1d_x", "conv1d", metrics, tmp_path / "t")
+    for name in ("d", "t"):
+        notes, (low, high), overlaps = made[name]
+        assert 0.946 < low and high < 0.951, (name, low, high)
+        assert any("zoomed" in t and "95% band" in t for t in notes), (name, notes)
+        assert overlaps == [], (name, overlaps)
 
 
 def test_new_objectives_never_look_like_a_known_one() -> None:

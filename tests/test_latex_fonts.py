@@ -1,4 +1,5 @@
-"""One table of each kind compiles with pdflatex and embeds no Type 3 (bitmap) font.
+"""One table of each kind compiles with pdflatex and embeds no Type 3 (bitmap) font; the tuned
+comparison (`table*`) fits the text width of a two-column paper.
 
 Needs pdflatex and pdffonts (Debian: `apt-get install texlive-latex-base
 texlive-latex-recommended lmodern poppler-utils`, as `.ci/run` does). Elsewhere it skips with
@@ -6,7 +7,9 @@ that reason; in CI (`CI=true`) a missing tool fails the test instead."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 
 from bench.report.comparison_tables import comparison_latex
 from bench.report.tables import PREAMBLE, difference_table, final_table, render, summarise, to_latex
+from tests.conftest import REPO
 
 TOOLS = ("pdflatex", "pdffonts")
 INSTALL = ("apt-get install texlive-latex-base texlive-latex-recommended lmodern "
@@ -74,3 +78,30 @@ def test_every_table_kind_compiles_without_type3_fonts(tmp_path: Path) -> None:
 
 def test_preamble_loads_a_scalable_font() -> None:
     assert r"\usepackage{lmodern}" in PREAMBLE and "adjustbox" not in PREAMBLE
+
+
+def _overfull(folder: Path, table: str, width: str = "") -> list[float]:
+    """pt by which each line of `table` overflows, compiled in `\\documentclass[10pt,twocolumn]
+    {article}` (its \\textwidth, 469 pt on A4, 469.75 pt on letter: narrower than IEEEtran's
+    7.16 in, CVPR's 6.875 in, ICML's 6.75 in or AAAI's 7 in), or at `width` when given."""
+    (folder / "table.tex").write_text(table)
+    (folder / "preamble.tex").write_text(PREAMBLE)
+    resize = rf"\setlength{{\textwidth}}{{{width}}}" if width else ""
+    (folder / "doc.tex").write_text("\\documentclass[10pt,twocolumn]{article}\n\\input{preamble}\n"
+                                    f"{resize}\n\\begin{{document}}\n\\input{{table}}\nText.\n"
+                                    "\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                          cwd=folder, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    log = (folder / "doc.log").read_text(errors="replace")
+    return [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+
+
+def test_tuned_comparison_fits_a_two_column_text_width(tmp_path: Path) -> None:
+    _need_tools()
+    table = pd.read_csv(REPO / "results" / "cpu" / "report" / "comparisons.csv")  # real names
+    table["unmatched"] = table["unmatched"].map(json.loads)
+    text = comparison_latex(table, "plain", "Tuned", "t:c")
+    assert r"\begin{table*}" in text and r"\small" in text and "adjustbox" not in text
+    assert _overfull(tmp_path, text) == []
+    assert _overfull(tmp_path, text, "300pt")  # the measurement sees a table that does not fit

@@ -76,12 +76,6 @@ def comparison_markdown(table: pd.DataFrame, baseline: str) -> str:
                     showindex=False) + "\n"
 
 
-def _two_lines(metric: str) -> tuple[str, str]:
-    """`name ↓ (unit, after ICP)` -> (`name ↓`, `unit, after ICP`)."""
-    head, _, tail = metric.rpartition(" (") if metric.endswith(")") else (metric, "", "")
-    return head, tail.removesuffix(")")
-
-
 def _stack(top: str, bottom: str, align: str = "l") -> str:
     """Two lines in one LaTeX cell (the second smaller)."""
     return (rf"\begin{{tabular}}[c]{{@{{}}{align}@{{}}}}{top} \\ {{\scriptsize {bottom}}}"
@@ -89,29 +83,31 @@ def _stack(top: str, bottom: str, align: str = "l") -> str:
 
 
 def comparison_latex(table: pd.DataFrame, baseline: str, title: str, label: str) -> str:
-    """A booktabs `table*` float of the comparison (both columns of a two-column paper): task
-    over model, metric, objective, both sides' mean ± std, the difference with the verdict's
-    mark and p over Holm p; the caption names the test, the correction and the seeds."""
+    """A booktabs `table*` float of the comparison (both columns of a two-column paper): one
+    heading row per task with its metric (display name, direction, unit), then per row model,
+    objective, both sides' mean ± std and the difference with the verdict's mark over p and Holm
+    p; the caption names the test, the correction and the seeds. Narrower than the text width
+    of a two-column article (469.75 pt; `tests/test_latex_fonts.py` measures it)."""
     text = comparison_frame(table, baseline, raw=False)
     style = {"better": r"\textbf{%s}", "worse": r"\textit{%s}"}
     diffs = [style.get(v, "%s") % format_interval(d, lo, hi, latex=True)
              + MARKS.get(v, ("", ""))[1]
              for v, d, lo, hi in zip(table["verdict"], table["diff"], table["lo"], table["hi"])]
     frame = pd.DataFrame({
-        "task\nmodel, objective": [_stack(latex_escape(t), latex_escape(f"{m}, {o}"))
-                                   for t, m, o in zip(table["task"], table["model"],
-                                                      table["objective"])],
-        "metric": [_stack(*(latex_text(x) for x in _two_lines(m))) for m in text["metric"]],
-        "objective\nmean $\\pm$ std": [format_mean_std(m, s, n, latex=True) for m, s, n in
-                                       zip(table["mean"], table["std"], table["runs"])],
+        "model": [latex_escape(m) for m in table["model"]],
+        "objective": [latex_escape(o) for o in table["objective"]],
+        "mean $\\pm$ std": [format_mean_std(m, s, n, latex=True) for m, s, n in
+                             zip(table["mean"], table["std"], table["runs"])],
         f"{latex_escape(baseline)}\nmean $\\pm$ std": [
             format_mean_std(m, s, n, latex=True)
             for m, s, n in zip(table["base_mean"], table["base_std"], table["base_runs"])],
-        "difference [95\\% CI]\n$p$, Holm $p$": [
+        f"objective $-$ {latex_escape(baseline)} [95\\% CI]\n$p$, Holm $p$": [
             _stack(d, latex_text(f"p {p}, Holm {h}"), "r")
             for d, p, h in zip(diffs, text["p"], text[HOLM])],
     })
+    groups = [rf"\textit{{{latex_escape(t)}}}: {latex_text(m)}"
+              for t, m in zip(table["task"], text["metric"])]
     runs = sorted(set(table["runs"]) | set(table["base_runs"]))
     caption = latex_text(CAPTION.format(title=title, baseline=baseline, alpha=ALPHA)
                          + f" Mean ± std over {'/'.join(map(str, runs))} seeds per side.")
-    return to_latex(frame, caption, label, wide=True)
+    return to_latex(frame, caption, label, wide=True, groups=groups, left=2)

@@ -80,15 +80,19 @@ def _draw(ax, curves: pd.DataFrame, x: str, reference: pd.DataFrame | None = Non
 
 def _note_narrow(ax, curves: pd.DataFrame) -> None:
     """Say so on the axis when its y-range is narrower than NARROW_SPAN of the values' size (a
-    zoom that makes noise look like a trend)."""
+    zoom that makes noise look like a trend), with the widest 95% band over seeds beside it.
+    curves: `band` rows (mean, lo, hi, n)."""
     if ax.get_yscale() == "log":
         return
     low, high = ax.get_ylim()
     size = float(np.nanmax(np.abs(curves["mean"]))) if len(curves) else 0.0
     if size > 0 and high - low < NARROW_SPAN * size:
-        ax.text(0.99, 0.02, f"y-axis zoomed: it spans {high - low:.2g} ({(high - low) / size:.1%} "
-                "of the values)", transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5,
-                color="#555555")
+        seeds = curves[curves["n"] > 1]
+        noise = (f"; 95% band ≤ {float((seeds['hi'] - seeds['lo']).max()):.2g}" if len(seeds)
+                 else "; 1 seed: noise unknown")
+        ax.text(0.99, 0.02, f"y-axis zoomed: spans {high - low:.2g} ({(high - low) / size:.1%} "
+                f"of the values{noise})", transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=6.5, color="#555555")
 
 
 def _wrap(text: str, width_in: float, fontsize: float) -> str:
@@ -128,6 +132,11 @@ def _finish(fig, axes, title: str) -> None:
     fig.suptitle(title, fontsize=9)
     fit_text(fig, axes)
     fig.tight_layout()
+    width = fig.get_size_inches()[0]
+    for ax in axes:  # notes inside the axes, wrapped to their final width
+        for note in ax.texts:
+            note.set_text(_wrap(note.get_text(), ax.get_position().width * width,
+                                note.get_fontsize()))
 
 
 #: the image files `save_figure` writes (PNG for Markdown, PDF for LaTeX); see `figure_formats`
@@ -205,10 +214,12 @@ def training_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) ->
     unit = model_label(family_of(task, metrics), model, "base_loss", unit_of(task, "base_loss"))
     axes[0].set_ylabel("task's base loss" + (f"\n({unit})" if unit else ""))
     _log_if_positive(axes[0], base_curves["mean"])
+    _note_narrow(axes[0], base_curves)
     if panels == 2:
         _draw(axes[1], hinge_curves, "epoch")
         axes[1].set_ylabel("hinge penalty (unweighted)")
         _log_if_positive(axes[1], hinge_curves["mean"])
+        _note_narrow(axes[1], hinge_curves)
     for ax in axes:
         ax.set_xlabel("epoch")
         _integer_ticks(ax)

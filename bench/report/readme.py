@@ -7,8 +7,15 @@ runs it). Blocks:
 
 * `cpu-tuned`: the tuned comparison, `results/cpu/report/comparisons.csv` (written by
   `python -m bench report results/cpu` from `results/cpu/final/results.parquet`);
-* `cpu-budget0`: chosen rows (`BUDGET0_ROWS`) of plain vs dlc in `results/cpu_budget0`, from its
-  `results.parquet`/`runs.parquet` with the report's own statistics (`bench.report.tables`).
+* `cpu-budget0`: chosen rows (`readme_cpu.BUDGET0_ROWS`) of plain vs dlc in `results/cpu_budget0`, from its
+  `results.parquet`/`runs.parquet` with the report's own statistics (`bench.report.tables`);
+* the blocks of `BLOCKS` in `bench.report.readme_checks`, `readme_sequence`, `readme_cpu` and
+  `readme_faithful`.
+
+Numbers quoted in prose or in hand-laid table cells sit between inline markers,
+`<!-- num:KEY -->91.8 ± 0.6<!-- /num -->`, and are rewritten the same way from `NUMBERS` (the
+keys of `bench.report.readme_reference`, `readme_checks`, `readme_sequence`, `readme_cpu`,
+`readme_faithful`).
 """
 
 from __future__ import annotations
@@ -17,43 +24,33 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
 
 from bench.protocol.verdicts import MARKS
+from bench.report import (
+    readme_checks,
+    readme_cpu,
+    readme_faithful,
+    readme_reference,
+    readme_sequence,
+)
 from bench.report.comparison_tables import metric_text
 from bench.report.numbers import format_interval, format_mean_std
 from bench.report.reading import drop_legacy_gap, final_values, load_tables, metric_directions
+from bench.report.readme_cpu import BUDGET0_ROWS
 from bench.report.tables import difference_table, summarise
 from bench.runner.store import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
-BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated: "
-                   r"(?P=name) -->)", re.S)
-#: (task, model, metric) rows of the budget-0 table, in README order
-BUDGET0_ROWS = [
-    ("alignment1d_nonlinear_energy", "conv1d", "distance"),
-    ("alignment1d_nonlinear_energy", "conv1d", "success@1"),
-    ("alignment1d_nonlinear_energy", "conv1d", "violation_rate"),
-    ("alignment1d_nonlinear", "conv1d", "distance"),
-    ("alignment1d_nonlinear", "conv1d", "success@1"),
-    ("alignment1d_same", "conv1d", "distance"),
-    ("homography_synthetic_same", "deeplk", "mace"),
-    ("homography_synthetic_same", "deeplk", "violation_rate"),
-    ("homography_synthetic_thermal", "deeplk", "mace"),
-    ("homography_synthetic_thermal", "deeplk", "success@3"),
-    ("registration_synthetic_dcp", "dcp", "rot_iso_deg"),
-    ("registration_synthetic_dcp", "dcp", "success_1deg"),
-    ("sequence_adding", "gru", "mse"),
-    ("sequence_adding", "rnn", "mse"),
-    ("sequence_copy", "gru", "recall_accuracy"),
-    ("sequence_digits", "gru", "accuracy"),
-    ("sequence_digits", "lstm", "accuracy"),
-    ("sequence_mnist1d", "gru", "accuracy"),
-]
+#: a block, at any indentation (inside a list item, its lines are indented like its markers)
+BLOCK = re.compile(r"^(?P<indent>[ ]*)(?P<open><!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)"
+                   r"(?P=indent)(?P<close><!-- /generated: (?P=name) -->)", re.S | re.M)
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -116,23 +113,42 @@ def cpu_budget0(repo: Path = REPO) -> str:
                                                  "DLC − plain (95% CI)", "CI excludes 0"]))
 
 
-BLOCKS: dict[str, Callable[[Path], str]] = {"cpu-tuned": cpu_tuned, "cpu-budget0": cpu_budget0}
+BLOCKS: dict[str, Callable[[Path], str]] = {"cpu-tuned": cpu_tuned, "cpu-budget0": cpu_budget0,
+                                             **readme_checks.BLOCKS, **readme_sequence.BLOCKS,
+                                             **readme_cpu.BLOCKS, **readme_faithful.BLOCKS}
+#: `<!-- num:KEY -->text<!-- /num -->`: one number (or short list) inside a line
+NUMBER = re.compile(r"(?P<indent>)(?P<open><!-- num:(?P<name>[\w.-]+) -->)(?P<body>[^<\n`]*)"
+                    r"(?P<close><!-- /num -->)")
+NUMBERS: dict[str, Callable[[Path], str]] = {**readme_reference.NUMBERS, **readme_checks.NUMBERS,
+                                              **readme_sequence.NUMBERS, **readme_cpu.NUMBERS,
+                                              **readme_faithful.NUMBERS}
+
+
+@cache
+def generated(kind: str, name: str, repo: Path) -> str:
+    """The text of block (`kind` 'block') or number ('number') `name`, from the results under
+    `repo` (computed once per process: the committed results do not change while it runs)."""
+    known = BLOCKS if kind == "block" else NUMBERS
+    if name not in known:
+        raise KeyError(f"README.md: unknown {kind} {name!r}; known: {sorted(known)}")
+    return known[name](repo)
 
 
 def regenerate(text: str, repo: Path = REPO) -> tuple[str, list[str]]:
-    """(README text with every generated block rewritten, names of the blocks that changed)."""
+    """(README text with every generated block and inline number rewritten, names of those that
+    changed; a number as `num:KEY`)."""
     changed: list[str] = []
 
-    def one(match: re.Match) -> str:
-        name = match["name"]
-        if name not in BLOCKS:
-            raise KeyError(f"README.md: unknown generated block {name!r}; known: {sorted(BLOCKS)}")
-        body = BLOCKS[name](repo)
-        if body != match["body"]:
-            changed.append(name)
-        return match[1] + body + match[4]
+    def rewrite(kind: str, prefix: str):
+        def one(match: re.Match) -> str:
+            body = textwrap.indent(generated(kind, match["name"], repo), match["indent"])
+            if body != match["body"]:
+                changed.append(prefix + match["name"])
+            return match["indent"] + match["open"] + body + match["indent"] + match["close"]
+        return one
 
-    return BLOCK.sub(one, text), changed
+    text = BLOCK.sub(rewrite("block", ""), text)
+    return NUMBER.sub(rewrite("number", "num:"), text), changed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,12 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     text, changed = regenerate(README.read_text())
     if args.check:
         for name in changed:
-            print(f"README.md: block {name!r} differs from its tables; run "
+            print(f"README.md: {name!r} differs from its tables; run "
                   "`python -m bench.report.readme`", file=sys.stderr)
         return 1 if changed else 0
     if changed:
         atomic_write_text(README, text)
-    print(f"README.md: {len(changed)} block(s) rewritten" + (f" ({', '.join(changed)})"
+    print(f"README.md: {len(changed)} block(s)/number(s) rewritten" + (f" ({', '.join(changed)})"
                                                              if changed else ""))
     return 0
 

@@ -274,10 +274,14 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 def to_latex(frame: pd.DataFrame, caption: str, label: str, notes: Sequence[str] = (),
-             wide: bool = False) -> str:
+             wide: bool = False, groups: Sequence[str] | None = None, left: int = 3) -> str:
     """A booktabs `table` float at the caption's size (never shrunk: `column_groups` splits wide
-    tables instead), or `table*` (both columns of a two-column paper) when `wide`; notes below."""
-    align = "lll" + "r" * (frame.shape[1] - 3)
+    tables instead), or `table*` (both columns of a two-column paper) when `wide`; notes below.
+
+    `groups` (one LaTeX label per row): a full-width heading row wherever the label changes, so
+    long shared names (task, metric) need no column; `left`: the left-aligned leading columns.
+    """
+    align = "l" * left + "r" * (frame.shape[1] - left)
     names = [str(c).split("\n")[0] for c in frame.columns]
     units = [str(c).split("\n")[1] if "\n" in str(c) else "" for c in frame.columns]
     lines = [" & ".join(names) + r" \\"]
@@ -285,11 +289,14 @@ def to_latex(frame: pd.DataFrame, caption: str, label: str, notes: Sequence[str]
         lines.append(" & ".join(units) + r" \\")
     lines.append(r"\midrule")
     previous = None
-    for row in frame.itertuples(index=False):
+    for k, row in enumerate(frame.itertuples(index=False)):
         cells = list(row)
-        if previous is not None and cells[0] != previous:
+        key = groups[k] if groups is not None else cells[0]
+        if previous is not None and key != previous:
             lines.append(r"\addlinespace")
-        previous = cells[0]
+        if groups is not None and key != previous:
+            lines.append(rf"\multicolumn{{{frame.shape[1]}}}{{@{{}}l}}{{{key}}} \\")
+        previous = key
         lines.append(" & ".join(str(c) for c in cells) + r" \\")
     float_env = "table*" if wide else "table"
     body = [rf"\begin{{{float_env}}}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{4pt}",

@@ -1,0 +1,175 @@
+"""The README's numbers from `results/validation_checks` (validation split only): the DeepLK
+budget check, the learned-feature ICP check, the KL form of the sequence family and the
+feasibility tables, as generated blocks (`BLOCKS`) and inline numbers (`NUMBERS`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.readme_source import listed, markdown, mean_std, span, tables, values, walls
+
+CHECKS = "validation_checks"
+#: (folder under homography_budget/, training epochs; 0: raw LK, nothing trained)
+BUDGET_RUNS = [("rawlk_s0", 0), ("e6_s0", 6), ("e12_s0", 12), ("e12_s1", 12), ("e12_s2", 12),
+               ("e24_s0", 24)]
+BUDGET_NOTES = {"e12_s2": " (quiet machine, merged main)"}
+ICP = f"{CHECKS}/registration_feature_icp"
+KL = f"{CHECKS}/sequence_kl"
+#: (label, task, objective) of the KL-form table's rows
+KL_ROWS = [("plain (`sequence_mnist1d`)", "sequence_mnist1d", "plain"),
+           ("dlc, KL form (`sequence_mnist1d_kl`)", "sequence_mnist1d_kl", "dlc"),
+           ("dlc, softmax form (`sequence_mnist1d`)", "sequence_mnist1d", "dlc")]
+#: feasibility table (file suffix) -> the command that wrote it
+FEASIBILITY = {
+    "R": "--tasks registration_synthetic_dcp --out /tmp/feas_R",
+    "K": "--tasks sequence_digits_kl,sequence_mnist1d_kl --out /tmp/feas_K",
+    "A": "--tasks alignment1d_nonlinear_energy,alignment1d_nonlinear,alignment1d_same "
+         "--out /tmp/feas_A",
+    "S": "--tasks sequence_adding,sequence_copy,sequence_digits,sequence_mnist1d --out /tmp/feas_S",
+    "H": "--tasks homography_synthetic_thermal --out /tmp/feas_H",
+}
+
+
+def _budget(repo: Path, run: str, metric: str) -> float:
+    return float(values(repo, f"{CHECKS}/homography_budget/{run}", metric, phase="val").mean())
+
+
+def homography_budget(repo: Path) -> str:
+    """DeepLK plain at 6, 12, 24 epochs and raw LK: validation MACE, success and walls."""
+    trivial = next(_budget(repo, r, "trivial_mace") for r, _ in BUDGET_RUNS
+                   if "trivial_mace" in set(tables(repo, f"{CHECKS}/homography_budget/{r}")[0]
+                                            .metric))
+    rows = [("identity (w = 0, `trivial_mace`)", "–", "–", f"{trivial:.2f}", "–", "–", "–", "–")]
+    for run, epochs in BUDGET_RUNS:
+        _, runs = tables(repo, f"{CHECKS}/homography_budget/{run}")
+        seconds = float(runs.wall_time_s.iloc[0])
+        rows.append((f"`{runs.model.iloc[0]}`", epochs, int(runs.seed.iloc[0]),
+                     f"{_budget(repo, run, 'mace'):.3f}",
+                     *(f"{_budget(repo, run, m):.1f}" for m in
+                       ("success@1", "success@3", "spurious_minimum")),
+                     f"{seconds:.0f} s{BUDGET_NOTES.get(run, '')}"))
+    return markdown(rows, ["model", "epochs", "seed", "val MACE (px)", "success@1 (%)",
+                           "success@3 (%)", "spurious_minimum (%)", "wall"])
+
+
+def _e12(repo: Path) -> pd.Series:
+    return pd.Series([_budget(repo, r, "mace") for r, e in BUDGET_RUNS if e == 12])
+
+
+def _icp(repo: Path, metric: str, objective: str, step: int | None = None) -> pd.Series:
+    return values(repo, ICP, metric, phase="val_iter" if step is not None else "val",
+                  step=step, objective=objective)
+
+
+def feature_icp(repo: Path) -> str:
+    """Learned-feature ICP, plain vs DLC: rotation errors along the solver, mean ± sd over
+    seeds."""
+    rows = []
+    for name, objective in (("plain", "plain"), ("DLC (β = 1, μ = 0.2)", "dlc")):
+        rows.append((name, *(mean_std(s) + "°" for s in (
+            _icp(repo, "rot_iso_deg", objective, 1), _icp(repo, "rot_network_deg", objective),
+            _icp(repo, "rot_iso_deg", objective))),
+            mean_std(_icp(repo, "trans_network", objective)),
+            mean_std(_icp(repo, "optimality_gap", objective)),
+            f"{_icp(repo, 'spurious_minimum', objective).mean():.0f} %"))
+    return markdown(rows, ["`val`, mean ± sd over 3 seeds", "DCP pass (step 1)",
+                           "network's own: after learned-feature ICP (step 11, `rot_network_deg`)",
+                           "after ICP (step 31, `rot_iso_deg`)", "`trans_network`",
+                           "optimality gap (final)", "spurious minimum"])
+
+
+def _dlc_train(repo: Path, metric: str) -> pd.Series:
+    """Per-epoch mean over seeds of a DLC training metric of the feature-ICP check."""
+    metrics, _ = tables(repo, ICP)
+    rows = metrics[(metrics.phase == "train") & (metrics.metric == metric)
+                   & (metrics.objective == "dlc")]
+    return rows.groupby("step")["value"].mean()
+
+
+def _kl(repo: Path, metric: str, task: str, objective: str, phase: str = "val") -> pd.Series:
+    return values(repo, KL, metric, phase=phase, task=task, objective=objective)
+
+
+def sequence_kl(repo: Path) -> str:
+    """MNIST-1D, LSTM: plain, the KL form and the softmax form of DLC on validation."""
+    rows = []
+    for label, task, objective in KL_ROWS:
+        accuracy = _kl(repo, "accuracy", task, objective)
+        hinge = "–"
+        if objective != "plain":
+            h, t2, t3 = (_kl(repo, m, task, objective, "train").mean() * scale for m, scale in
+                         (("train_hinge", 1), ("train_active_t2", 100),
+                          ("train_active_t3", 100)))
+            word = "active " if "KL" in label else ""
+            hinge = f"{h:.{3 if h >= 10 else 2}g} (T2 {word}{t2:.0f} %, T3 {t3:.3g} %)"
+        rows.append((label, listed(accuracy), f"{accuracy.mean():.1f}",
+                     f"{_kl(repo, 'ce', task, objective).mean():.3g}", hinge))
+    return markdown(rows, ["objective (task)", "val accuracy % (seeds 0, 1, 2)", "mean",
+                           "val CE (mean)", "final-epoch train hinge (mean)"])
+
+
+def _kl_mean(repo: Path, row: int) -> float:
+    return float(_kl(repo, "accuracy", *KL_ROWS[row][1:]).mean())
+
+
+def _feasibility(repo: Path, part: str) -> pd.DataFrame:
+    return pd.read_csv(repo / "results" / CHECKS / "feasibility" / f"feasibility_{part}.csv")
+
+
+def feasibility_block(part: str) -> Callable[[Path], str]:
+    def block(repo: Path) -> str:
+        from bench.protocol.feasibility import format_table  # imports torch: only when asked
+
+        return (f"```\n$ python -m bench feasibility cpu_tuned {FEASIBILITY[part]}\n"
+                f"{format_table(_feasibility(repo, part))}\n```\n")
+    return block
+
+
+def _feas(repo: Path, part: str, task: str, objective: str, column: str) -> float:
+    """One number of a committed feasibility table."""
+    table = _feasibility(repo, part)
+    return float(table[(table.task == task) & (table.objective == objective)][column].iloc[0])
+
+
+def _feas_text(part: str, task: str, objective: str, column: str, fmt: str,
+               scale: float = 1) -> Callable[[Path], str]:
+    return lambda repo: f"{scale * _feas(repo, part, task, objective, column):{fmt}}"
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {
+    "homography-budget": homography_budget, "feature-icp": feature_icp, "sequence-kl": sequence_kl,
+    **{f"feasibility-{p}": feasibility_block(p) for p in FEASIBILITY},
+}
+
+NUMBERS: dict[str, Callable[[Path], str]] = {
+    "hom.e12_s2.mace": lambda r: f"{_budget(r, 'e12_s2', 'mace'):.3f}",
+    "hom.e12_s2.success3": lambda r: f"{_budget(r, 'e12_s2', 'success@3'):.1f}",
+    "hom.e12.mean": lambda r: f"{_e12(r).mean():.3f}",
+    "hom.e12.median": lambda r: f"{_e12(r).median():.3f}",
+    "hom.rawlk.mace": lambda r: f"{_budget(r, 'rawlk_s0', 'mace'):.3f}",
+    "ficp.gap.pass": lambda r: f"{_icp(r, 'optimality_gap', 'plain', 1).mean():.2g}",
+    "ficp.gap.steps": lambda r: f"{_icp(r, 'optimality_gap', 'plain', 11).mean():.2g}",
+    "ficp.rot.pass": lambda r: f"{_icp(r, 'rot_iso_deg', 'plain', 1).mean():.3g}",
+    "ficp.rot.steps": lambda r: f"{_icp(r, 'rot_iso_deg', 'plain', 11).mean():.2g}",
+    "ficp.hinge": lambda r: f"{_dlc_train(r, 'train_hinge').mean():.2g}",
+    "ficp.base": lambda r: span(_dlc_train(r, "train_base_term"), ".1g"),
+    "ficp.t2": lambda r: f"{100 * values(r, ICP, 'train_active_t2', 'train', -1).mean():.0f}",
+    "ficp.t3": lambda r: f"{100 * values(r, ICP, 'train_active_t3', 'train', -1).mean():.0f}",
+    **{f"ficp.wall.{o}": (lambda r, o=o: span(walls(r, ICP, objective=o) / 60, ".3g"))
+       for o in ("plain", "dlc")},
+    "kl.gap.kl": lambda r: f"{_kl_mean(r, 0) - _kl_mean(r, 1):.1f}",
+    "kl.gap.softmax": lambda r: f"{_kl_mean(r, 0) - _kl_mean(r, 2):.0f}",
+    "kl.softmax.low": lambda r: f"{_kl(r, 'accuracy', *KL_ROWS[2][1:]).min():.0f}",
+    "kl.wall": lambda r: span(walls(r, KL) / 60, ".2g"),
+    "feas.softmax.hinge": _feas_text("S", "sequence_digits", "dlc", "hinge_floor", ".3g"),
+    "feas.softmax.ratio": _feas_text("S", "sequence_digits", "dlc", "ratio", ".0f"),
+    "feas.softmax.base": _feas_text("S", "sequence_digits", "dlc", "base_at_floor", ".1g"),
+    "feas.kl.percent": _feas_text("K", "sequence_digits_kl", "dlc", "ratio", ".1g", 100),
+    "feas.generic.lam": _feas_text("K", "sequence_digits_kl", "dlc_authors_generic", "lam", ".3f"),
+    "feas.prise.ratio": lambda r: "1e{:d}".format(round(math.log10(
+        _feas(r, "H", "homography_synthetic_thermal", "dlc_prise", "ratio")))),
+}
