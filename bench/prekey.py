@@ -101,7 +101,7 @@ def read_index(results: Path, quiet: bool = False) -> dict[str, dict[str, Any]]:
     try:
         data = json.loads(path.read_text())
         problem = _problem(data)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no index (or no folder: named elsewhere)
         return {}
     except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         problem = f"unreadable ({type(err).__name__})"
