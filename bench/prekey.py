@@ -11,8 +11,9 @@ inputs give equal keys, so a pre-key determines the cell's real keys, run id and
 
 `bench run` records that map in `<results>/prekeys.json`, the index (`record`: atomic, only by a
 command that writes), each time it builds cells, and looks cells up there before building
-(`bench.cached_run`). An edit to any input changes the pre-key (a miss: the cell is built and the
-new pre-key recorded); a comment-only edit misses too, harmlessly. An index that does not read back
+(`bench.cached_cells`). An edit to any input changes the pre-key (a miss: the cell is built and the
+new pre-key recorded); a comment-only edit of a cell's file misses too, harmlessly. A fine-tuned
+cell's entry names its parent's pre-key, which must match as well. An index that does not read back
 as written (not JSON, another format, entries that do not match its checksum or lack a field) is
 named on stderr and ignored, never trusted.
 """

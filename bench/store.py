@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 
 from bench.schema import COLUMNS, Status, record_problem
 
-if TYPE_CHECKING:  # pandas and pyarrow are imported where they are used: a cached re-run of
-    import pandas as pd  # a matrix (`bench.cached_run`) reads run folders without pandas
+if TYPE_CHECKING:  # pandas and pyarrow are imported where they are used: a fully cached `run`
+    import pandas as pd  # (`bench.cached_cells`) reads run folders without pandas
 
 #: the columns of `runs.parquet`, read from each run.json (plus `metric_directions`, as JSON text)
 RUN_FIELDS = ("run_id", "task", "model", "objective", "seed", "scale", "status", "reason", "device",
