@@ -1,5 +1,4 @@
-"""Command line: `python -m bench run|evaluate|estimate|list|collect|catalog|report|tune|
-feasibility` (also `dlc-bench`).
+"""Command line: `python -m bench VERB` (also `dlc-bench VERB`), VERB one of those below.
 
 What each command reads and writes:
 
@@ -47,46 +46,82 @@ def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def expand_arguments(args: argparse.Namespace) -> tuple[Path, Path, list]:
-    """(matrix file, results folder, cells) of a `run`/`evaluate` command line: the matrix's
-    parts with the command line's axes, seeds, scale, timeout, gin files and bindings."""
-    from bench.runner.cell_runner import unique_cells
+def matrix_parts(args: argparse.Namespace, registry: bool = True) -> tuple[Path, Path, list]:
+    """(matrix file, results folder, its parts with the command line's axes, seeds, scale and
+    timeout) of a `run`/`evaluate` command line. `registry=False`: without torch; then `--tasks`
+    on a matrix of parts (which needs each task's family) raises `ConfigError`."""
     from bench.runner.folders import is_tune_folder
-    from bench.runner.matrix import expand_cells, load_matrix, restrict_tasks
+    from bench.runner.matrix import load_matrix, restrict_tasks
 
     matrix_path = resolve("matrices", args.matrix)
     results = args.results or REPO / "results" / matrix_path.stem
     if is_tune_folder(results):
         raise UsageError(f"{results} holds a tuning folder (`bench tune`), not `run` results; "
                          "`run` writes only into a results folder: pass --results DIR")
-    cells = []
-    parts = load_matrix(matrix_path)
-    if args.tasks and len(parts) > 1:  # each part keeps its own family's models
-        parts = restrict_tasks(parts, _csv(args.tasks), matrix_path)
-        args.tasks = None
+    parts = load_matrix(matrix_path, registry=registry)
+    axes = {axis: _csv(getattr(args, axis)) for axis in ("tasks", "models", "objectives")}
+    if axes["tasks"] and len(parts) > 1:  # each part keeps its own family's models
+        if not registry:
+            raise ConfigError("--tasks on a matrix of parts: each task's family is needed")
+        parts = restrict_tasks(parts, axes.pop("tasks"), matrix_path)
     for matrix in parts:
-        for axis in ("tasks", "models", "objectives"):
-            if getattr(args, axis):
-                setattr(matrix, axis, _csv(getattr(args, axis)))
+        for axis, names in axes.items():
+            if names:
+                setattr(matrix, axis, names)
         if args.seeds:
             matrix.seeds = args.seeds
         if args.scale:
             matrix.scale = args.scale
         if args.timeout is not None:
             matrix.timeout = args.timeout
-        cells += expand_cells(matrix, results, args.gin_file, args.gin_bindings, args.device)
+    return matrix_path, results, parts
+
+
+def expand_arguments(args: argparse.Namespace, prekeys: dict | None = None,
+                     ) -> tuple[Path, Path, list]:
+    """(matrix file, results folder, cells) of a `run`/`evaluate` command line: the matrix's
+    parts (`matrix_parts`) with the command line's gin files and bindings, built
+    (`prekeys`: see `bench.runner.matrix.expand_cells`)."""
+    from bench.runner.cell_runner import unique_cells
+    from bench.runner.matrix import expand_cells
+
+    matrix_path, results, parts = matrix_parts(args)
+    cells = []
+    for matrix in parts:
+        cells += expand_cells(matrix, results, args.gin_file, args.gin_bindings, args.device,
+                              prekeys)
     return matrix_path, results, unique_cells(cells)  # overrides can make parts share a cell
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner.cell_runner import folder_lock
+def _build(args: argparse.Namespace) -> tuple[Path, list, dict, object]:
+    """(results folder, cells, their pre-key entries, resources): the slow path of `run`."""
     from bench.runner.matrix import load_resources
+
+    prekeys: dict = {}
+    matrix_path, results, cells = expand_arguments(args, prekeys)
+    return results, cells, prekeys, load_resources(matrix_path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`run`: the cells found in the results folder's pre-key index when every one of them is
+    there (no build, no torch: `bench.runner.cached_cells`), else every cell built; what is done is
+    decided from the run folders either way. Only built cells have their pre-keys recorded."""
+    from bench.runner.cached_cells import cached_cells
+    from bench.runner.cell_runner import folder_lock, plan
+    from bench.runner.prekey import record
     from bench.runner.store import inspect_run, runs_dir
     from bench.runner.writable import check_results_folder, check_run_ids
     from bench.schema import Status
 
-    matrix_path, results, cells = expand_arguments(args)
-    resources = load_resources(matrix_path)
+    try:
+        _, results, parts = matrix_parts(args, registry=False)
+        cached = cached_cells(parts, results, args.gin_file, args.gin_bindings, args.device)
+    except ConfigError:  # the slow path below names the problem
+        cached = None
+    if cached is not None:
+        cells, prekeys, resources = cached, {}, None
+    else:
+        results, cells, prekeys, resources = _build(args)
     check_results_folder(results)  # before any cell runs, --dry-run included
     check_run_ids([c.run_id for c in cells], results)
 
@@ -113,15 +148,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
 
     with folder_lock(results, ".run.lock", "run"):
-        return _run_cells(args, results, cells, resources)
+        work = plan(cells)  # what is done now (another driver may have changed cells meanwhile)
+        if cached is not None and not work.settled:  # cached cells are stand-ins: never run them
+            results, cells, prekeys, resources = _build(args)
+            work = plan(cells)
+        if prekeys:
+            record(results, prekeys)
+        return _run_cells(args, results, work, resources)
 
 
-def _run_cells(args: argparse.Namespace, results: Path, cells: list, resources) -> int:
+def _run_cells(args: argparse.Namespace, results: Path, work, resources) -> int:
     """The part of `run` that writes, through the one cell-running path (`bench.runner.cell_runner`),
     under the results folder's lock."""
-    from bench.runner.cell_runner import plan, report_failed, run_cells
+    from bench.runner.cell_runner import report_failed, run_cells
 
-    work = plan(cells)  # what is done now (another driver may have finished cells while we waited)
     print(f"{len(work.cells)} cells: {len(work.cells) - len(work.todo) - len(work.skipped)} done, "
           f"{len(work.skipped)} skipped, {len(work.todo)} to run -> {results}")
     for cell in work.skipped:
@@ -316,10 +356,10 @@ def _report_tune(folder: Path, out: Path, baseline: str) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from bench.protocol.tune import main as tune_main
-    from bench.report.tuned import write_protocol_report
+    from bench.protocol import tune
+    from bench.report import tuned
 
-    return tune_main(args, write_protocol_report)
+    return tune.main(args, tuned.write_protocol_report)
 
 
 def cmd_feasibility(args: argparse.Namespace) -> int:

@@ -12,13 +12,18 @@ subprocess per command, as a user would run it), into throw-away results folders
    process costs 2-3 s of imports, so pool speed-ups are only meaningful on real cells);
 4. start-up: `python -m bench --help` and every verb's `--help` (median of `--repeats` runs, target
    <= 1 s) and whether torch is imported for it (`python -X importtime`). `--help-only` measures
-   only this; `--repo PATH` measures another checkout of the suite (e.g. an older commit).
+   only this; `--repo PATH` measures another checkout of the suite (e.g. an older commit);
+5. a fully cached re-run of the whole smoke matrix (`bench run smoke` on a finished folder) against
+   `python -c "import torch"`, alternated `--repeats` times (target: at most 1 s more), and
+   whether the re-run imports torch. `--rerun-only` measures only this, on a copy of the finished
+   folder `--smoke DIR` (without it, the smoke matrix is run first: minutes); `--repo` applies.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,11 +40,22 @@ NO_TRAINING = [
 ]
 
 
-def _run(args: list[str], env: dict[str, str]) -> float:
+def _wall(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Wall time of `command` in a subprocess (stdout discarded)."""
     begin = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bench", "run", *args, "--no-progress"], cwd=REPO,
-                   env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - begin
+
+
+def _run(args: list[str], env: dict[str, str]) -> float:
+    return _wall([sys.executable, "-m", "bench", "run", *args, "--no-progress"], REPO, env)
+
+
+def _imports_torch(command: list[str], cwd: Path, env: dict[str, str]) -> bool:
+    """Whether `python -X importtime COMMAND...` (a `python` command line) imports torch."""
+    trace = subprocess.run([sys.executable, "-X", "importtime", *command[1:]], cwd=cwd, env=env,
+                           check=True, capture_output=True, text=True).stderr
+    return any(line.split("|")[-1].strip() == "torch" for line in trace.splitlines())
 
 
 def _matrix_args(results: Path, seeds: int, bindings: list[str],
@@ -62,14 +78,8 @@ def help_times(repo: Path, repeats: int = 5) -> list[tuple[str, float, bool]]:
     rows = []
     for verb in VERBS:
         command = [sys.executable, "-m", "bench", *([verb] if verb else []), "--help"]
-        times = []
-        for _ in range(repeats):
-            begin = time.perf_counter()
-            subprocess.run(command, cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
-            times.append(time.perf_counter() - begin)
-        trace = subprocess.run([sys.executable, "-X", "importtime", *command[1:]], cwd=repo,
-                               env=env, check=True, capture_output=True, text=True).stderr
-        torch = any(line.split("|")[-1].strip() == "torch" for line in trace.splitlines())
+        times = [_wall(command, repo, env) for _ in range(repeats)]
+        torch = _imports_torch(command, repo, env)
         rows.append((" ".join(["python -m bench", *([verb] if verb else []), "--help"]),
                      sorted(times)[len(times) // 2], torch))
     return rows
@@ -86,6 +96,38 @@ def help_table(repo: Path, repeats: int) -> str:
     return "\n".join(lines)
 
 
+def rerun_table(repo: Path, repeats: int, smoke: Path | None) -> str:
+    """Median wall time of a fully cached `bench run smoke` from the checkout `repo` and of
+    `python -c "import torch"`, alternated `repeats` times in this process (after one re-run that
+    is not timed: it records the pre-keys where the code has them)."""
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "smoke"
+        if smoke is not None:
+            shutil.copytree(smoke, results)
+        run = [sys.executable, "-m", "bench", "run", "smoke", "--results", str(results),
+               "--no-progress"]
+        first = _wall(run, repo, env)  # a fresh folder: the whole matrix runs here
+        reruns, torch_times = [], []
+        for _ in range(repeats):
+            reruns.append(_wall(run, repo, env))
+            torch_times.append(_wall([sys.executable, "-c", "import torch"], repo, env))
+        torch = _imports_torch(run, repo, env)
+        cells = subprocess.run([*run, "--dry-run"], cwd=repo, env=env, check=True,
+                               capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    rerun, bare = sorted(reruns)[repeats // 2], sorted(torch_times)[repeats // 2]
+    return "\n".join([
+        f"fully cached re-run of the smoke matrix ({cells}), checkout {repo}, median of "
+        f"{repeats}, alternated:", "",
+        "| measurement | wall time (s) |", "|---|---|",
+        f"| `bench run smoke`, first run on this folder (builds every cell) | {first:.2f} |",
+        f"| `bench run smoke`, fully cached | {rerun:.2f} |",
+        f"| `python -c \"import torch\"` | {bare:.2f} |", "",
+        f"re-run minus torch import: {rerun - bare:+.2f} s, ratio {rerun / bare:.2f}x (target: at "
+        f"most 1 s more: {'met' if rerun - bare <= 1 else 'missed'}); the re-run imports torch: "
+        f"{'yes' if torch else 'no'}; load average {os.getloadavg()[0]:.1f}"])
+
+
 def _python_start() -> float:
     begin = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
@@ -99,11 +141,17 @@ def main(argv: list[str] | None = None) -> str:
                         help="seeds per objective of the cpu-scale throughput cells")
     parser.add_argument("--repeats", type=int, default=5, help="runs per --help timing")
     parser.add_argument("--help-only", action="store_true", help="only the --help timings")
+    parser.add_argument("--rerun-only", action="store_true",
+                        help="only the cached re-run of the smoke matrix vs importing torch")
+    parser.add_argument("--smoke", type=Path, default=None,
+                        help="a finished smoke results folder to copy for the re-run timing "
+                             "(default: run the smoke matrix first, minutes)")
     parser.add_argument("--repo", type=Path, default=REPO,
                         help="checkout whose --help is timed (default this one)")
     args = parser.parse_args(argv)
-    if args.help_only:
-        text = help_table(args.repo, args.repeats)
+    if args.help_only or args.rerun_only:
+        text = help_table(args.repo, args.repeats) if args.help_only else \
+            rerun_table(args.repo, args.repeats, args.smoke)
         print(text)
         return text
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -142,6 +190,8 @@ def main(argv: list[str] | None = None) -> str:
         + ("met" if rerun <= 5 else "missed"),
         "",
         help_table(args.repo, args.repeats),
+        "",
+        rerun_table(args.repo, args.repeats, args.smoke),
     ]
     text = "\n".join(lines)
     print(text)

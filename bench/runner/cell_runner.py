@@ -33,8 +33,14 @@ from filelock import FileLock, Timeout
 
 from bench.runner.cell import Cell
 from bench.runner.executors import Resources, execute
-from bench.runner.result_tables import TablesWouldShrink, collect
-from bench.runner.store import clean_staging, inspect_run, record_status, runs_dir
+from bench.runner.store import (
+    clean_staging,
+    has_status,
+    inspect_run,
+    record_status,
+    runs_dir,
+    tables_current,
+)
 from bench.runner.writable import raise_for_storage
 from bench.schema import Status
 
@@ -94,6 +100,13 @@ class Plan:
     @property
     def folders(self) -> list[Path]:
         return sorted({Path(c.results) for c in self.cells})
+
+    @property
+    def settled(self) -> bool:
+        """Nothing to run and every skipped cell recorded as skipped (same key and reason):
+        carrying out this plan writes no run folder."""
+        return not self.todo and all(has_status(Path(c.results), c, Status.SKIPPED, c.skip_reason)
+                                     for c in self.skipped)
 
 
 def state_of(cell: Cell) -> str:
@@ -160,6 +173,13 @@ def run_cells(work: Plan, executor: str = "sequential", jobs: int = 1,
     finally:
         stream.close()
     for folder in work.folders:
+        if not outcomes and tables_current(folder):  # nothing changed: the tables are right
+            continue
+        from bench.runner.result_tables import (  # pandas: only when needed
+            TablesWouldShrink,
+            collect,
+        )
+
         try:
             collect(folder)
         except TablesWouldShrink as err:

@@ -55,11 +55,13 @@ class _QuietIncludeSearch(logging.Filter):
         return not str(record.msg).startswith("Path not found")
 
 
-def setup_gin() -> None:
-    """Import every configurable module once and point `include` at `GIN_ROOT` (idempotent)."""
+def setup_gin(registry: bool = True) -> None:
+    """Import every configurable module once (`registry`; False: only those already imported, e.g.
+    a matrix file's, without torch) and point `include` at `GIN_ROOT` (idempotent)."""
     import importlib.util  # noqa: F401  (gin 0.5.0's resource reader uses it without importing it)
 
-    import bench.runner.registry  # noqa: F401  (registers tasks, models, objectives, metrics, torch classes)
+    if registry:
+        import bench.runner.registry  # noqa: F401  (registers tasks, models, objectives, metrics, torch)
 
     if str(GIN_ROOT) not in gin_config._LOCATION_PREFIXES:
         gin.add_config_file_search_path(str(GIN_ROOT))
@@ -151,11 +153,12 @@ def parsed_text(text: str) -> Iterator[None]:
 
 
 @contextmanager
-def parsed(paths: Sequence[Path], bindings: Sequence[str] = ()) -> Iterator[None]:
+def parsed(paths: Sequence[Path], bindings: Sequence[str] = (),
+           registry: bool = True) -> Iterator[None]:
     """Gin parsed from `paths` + `bindings` in a clean state, checked and locked, for the block
     (build objects from it there); cleared when the block ends. Raises `ConfigError` naming file
-    and line for a config that does not parse."""
-    setup_gin()
+    and line for a config that does not parse (`registry=False`: see `setup_gin`)."""
+    setup_gin(registry)
     gin.clear_config()
     try:
         _parse(paths, bindings)

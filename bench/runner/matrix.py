@@ -29,9 +29,11 @@ import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gin
 
+from bench.runner import prekey
 from bench.runner.cell import MAX_SEED, Cell
 from bench.runner.config import (
     GIN_ROOT,
@@ -43,9 +45,10 @@ from bench.runner.config import (
     where_bound,
 )
 from bench.runner.executors import Resources
-from bench.runner.experiment import Experiment
 from bench.runner.identity import cell_keys
-from bench.runner.pooling import config_id
+
+if TYPE_CHECKING:  # imported where cells are built: loading a matrix needs neither torch nor pandas
+    from bench.runner.experiment import Experiment
 
 
 @gin.configurable(module="bench.matrix")
@@ -64,18 +67,20 @@ class Matrix:
     timeout: float = 0.0
 
 
-def load_matrix(path: Path, _stack: tuple[Path, ...] = ()) -> list[Matrix]:
+def load_matrix(path: Path, _stack: tuple[Path, ...] = (), registry: bool = True) -> list[Matrix]:
     """Parse a matrix file in a clean gin state; returns its axes as plain data, one `Matrix`
-    per part (a matrix without `parts` is its own single part)."""
+    per part (a matrix without `parts` is its own single part). `registry=False`: without
+    importing the task, model and objective modules (torch); a matrix file that binds one of
+    their configurables then raises `ConfigError`."""
     path = Path(path).resolve()
     if path in _stack:
         raise ConfigError(f"{path}: matrix parts cycle: {' -> '.join(map(str, _stack + (path,)))}")
-    with parsed([path]):
+    with parsed([path], registry=registry):
         matrix = Matrix()
     if not matrix.parts:
         return [matrix]
     parts = [part for ref in matrix.parts
-             for part in load_matrix(resolve("matrices", ref), _stack + (path,))]
+             for part in load_matrix(resolve("matrices", ref), _stack + (path,), registry)]
     for part in parts:  # a part without its own sweep or timeout uses its parent's
         part.sweep = part.sweep or matrix.sweep
         part.timeout = part.timeout or matrix.timeout
@@ -193,20 +198,13 @@ class _Built:
     skip_reason: str
     family: str
     init_from: str
+    prekey: str  # `bench.runner.prekey.combination_prekey`
 
 
-def expand_cells(
-    matrix: Matrix,
-    results: Path,
-    gin_files: Sequence[str] = (),
-    gin_bindings: Sequence[str] = (),
-    device: str = "auto",
-) -> list[Cell]:
-    """Every (task, model, objective, seed) cell of `matrix`, validated, with skip reasons.
-
-    Raises `ConfigError` (file and line) on the first cell whose config does not parse or build.
-    """
-    setup_gin()
+def matrix_inputs(matrix: Matrix, gin_files: Sequence[str] = (),
+                  gin_bindings: Sequence[str] = ()) -> tuple[Path, list[Path], list[str]]:
+    """(scale file, extra gin files, bindings) that every cell of `matrix` shares, after checking
+    its axes, seeds, file names and timeout (`ConfigError` naming what is wrong)."""
     if not (matrix.tasks and matrix.models and matrix.objectives and matrix.seeds):
         raise ConfigError("a matrix needs at least one task, model, objective and seed")
     check_seeds(matrix.seeds, "bench.matrix.Matrix.seeds")
@@ -217,9 +215,36 @@ def expand_cells(
                           "(0: never)")
     scale_file = resolve("scales", matrix.scale)
     extra = [resolve("", f) for f in gin_files]
-    bindings = list(matrix.bindings) + list(gin_bindings)
+    return scale_file, extra, list(matrix.bindings) + list(gin_bindings)
+
+
+def combination_files(task: str, model: str, objective: str) -> tuple[list[Path], tuple[str, ...]]:
+    """(task, model and objective files, their names in a run id) of one combination."""
+    files = [resolve("tasks", task), resolve("models", model), resolve("objectives", objective)]
+    return files, tuple(Path(str(n)).stem for n in (task, model, objective))
+
+
+def expand_cells(
+    matrix: Matrix,
+    results: Path,
+    gin_files: Sequence[str] = (),
+    gin_bindings: Sequence[str] = (),
+    device: str = "auto",
+    prekeys: dict[str, dict[str, Any]] | None = None,
+) -> list[Cell]:
+    """Every (task, model, objective, seed) cell of `matrix`, validated, with skip reasons.
+    `prekeys`, when given, receives each cell's pre-key and index entry (`bench.runner.prekey`).
+
+    Raises `ConfigError` (file and line) on the first cell whose config does not parse or build.
+    """
+    from bench.runner.experiment import Experiment
+    from bench.runner.pooling import config_id
+
+    setup_gin()
+    scale_file, extra, bindings = matrix_inputs(matrix, gin_files, gin_bindings)
+
     def build(task: str, model: str, objective: str) -> _Built:
-        axes = [resolve("tasks", task), resolve("models", model), resolve("objectives", objective)]
+        axes, names = combination_files(task, model, objective)
         family = task_family([scale_file, *axes, *extra], bindings)
         files = [scale_file, *family_scale(matrix.scale, family), *axes, *extra]
         with parsed(files, bindings):
@@ -237,8 +262,8 @@ def expand_cells(
                     f"cell (task={task}, model={model}, objective={objective}) does not build: "
                     f"{type(err).__name__}: {err}") from err
         text = expand(files) + "".join(f"# --- binding\n{b}\n" for b in bindings)
-        names = tuple(Path(str(n)).stem for n in (task, model, objective))
-        return _Built(names, files, text, reason if skip else "", family, init_from)
+        key = prekey.combination_prekey(matrix.scale, [scale_file, *axes, *extra], bindings, names)
+        return _Built(names, files, text, reason if skip else "", family, init_from, key)
 
     def cell(built: _Built, seed: int, parent: Cell | None = None) -> Cell:
         text = built.text
@@ -259,6 +284,20 @@ def expand_cells(
             timeout=float(matrix.timeout), config_id=identity,
         )
 
+    def indexed(built: _Built, seed: int, parent: _Built | None = None) -> Cell:
+        """`cell(...)`, its entry added to `prekeys` (with its parent's, for a fine-tuned cell)."""
+        first = cell(parent, seed) if parent is not None else None
+        if first is not None:
+            cells.setdefault(first.run_id, first)
+        made = cell(built, seed, first)
+        if prekeys is not None:
+            up = prekey.cell_prekey(parent.prekey, seed) if parent is not None else ""
+            if parent is not None:
+                prekeys[up] = prekey.entry_of(first)
+            prekeys[prekey.cell_prekey(built.prekey, seed)] = prekey.entry_of(
+                made, up, built.init_from if parent is not None else "")
+        return made
+
     # a fine-tuning parent is also an ordinary combination: built once (wrapped, not decorated,
     # so that mutation testing still mutates `build`)
     build_once = functools.cache(build)
@@ -276,10 +315,7 @@ def expand_cells(
                         f"objective {built.init_from!r} has init_from {parent.init_from!r} itself; "
                         "one level of fine-tuning is supported")
                 for seed in matrix.seeds:
-                    first = cell(parent, seed) if parent is not None else None
-                    if first is not None:
-                        cells.setdefault(first.run_id, first)
-                    child = cell(built, seed, first)
+                    child = indexed(built, seed, parent)
                     cells.setdefault(child.run_id, child)
     return list(cells.values())
 

@@ -32,11 +32,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-
-import pandas as pd
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from bench.schema import COLUMNS, Status, record_problem
+
+if TYPE_CHECKING:  # pandas and pyarrow are imported where they are used: a fully cached `run`
+    import pandas as pd  # (`bench.runner.cached_cells`) reads run folders without pandas
 
 #: the columns of `runs.parquet`, read from each run.json (plus `metric_directions`, as JSON text)
 RUN_FIELDS = ("run_id", "task", "model", "objective", "seed", "scale", "status", "reason", "device",
@@ -145,6 +146,8 @@ class RunState:
 
 def missing_files(folder: Path, status: str) -> str:
     """'' when `folder` holds every file a run with `status` needs, else what is missing/unreadable."""
+    import pyarrow.parquet as pq
+
     for name in REQUIRED_FILES.get(status, ()):
         path = folder / name
         if not path.is_file():
@@ -230,6 +233,8 @@ class RunWriter:
         atomic_write_text(self.stage / name, text, make_parents=False)
 
     def write_metrics(self, rows: Iterable[Mapping[str, object]]) -> None:
+        import pandas as pd
+
         self._check_stage()
         frame = pd.DataFrame(list(rows), columns=COLUMNS)
         atomic_write_frame(frame.astype({"seed": "int64", "step": "int64", "value": "float64"}),
@@ -253,19 +258,40 @@ class RunWriter:
         shutil.rmtree(self.stage, ignore_errors=True)
 
 
+def has_status(results: Path, cell, status: Status, reason: str) -> bool:
+    """True when `cell`'s run folder records `status` with the cell's key and `reason`."""
+    previous = read_run(results, cell.run_id)
+    return bool(previous) and previous.get("status") == status \
+        and previous.get("key") == cell.key and previous.get("reason") == reason
+
+
 def record_status(results: Path, cell, status: Status, reason: str) -> None:
     """Publish a run.json without metrics for a cell that never ran to the end in a worker: an
     incompatible (`skipped`) cell, or one whose worker process died or timed out (`failed`).
     Idempotent."""
-    previous = read_run(results, cell.run_id)
-    if previous and previous.get("status") == status and previous.get("key") == cell.key \
-            and previous.get("reason") == reason:
+    if has_status(results, cell, status, reason):
         return
     record = {k: v for k, v in cell.to_dict().items() if k not in ("config_text", "results")}
     record.update(status=status, reason=reason, finished=datetime.now(timezone.utc).isoformat())
     writer = RunWriter(results, cell.run_id)
     writer.write_text("config.gin", cell.config_text)
     writer.publish(record)
+
+
+def tables_current(results: Path) -> bool:
+    """True when the four tables (`results.*`, `runs.*`, written by `bench.runner.result_tables`) exist
+    and were written after every change to the run folders (a run published, replaced or removed:
+    the `runs/` folder's, each run folder's and each run.json's modification time; strictly
+    after, so a change in the same clock tick counts as newer)."""
+    paths = [Path(results) / f"{name}.{suffix}" for name in ("results", "runs")
+             for suffix in ("parquet", "csv")]
+    if not all(p.is_file() for p in paths):
+        return False
+    folder = runs_dir(results)
+    changes = [folder] + [p for run in folder.iterdir() for p in (run, run / "run.json")
+                          if p.exists()] if folder.is_dir() else []
+    return min(p.stat().st_mtime_ns for p in paths) > max(
+        (p.stat().st_mtime_ns for p in changes), default=0)
 
 
 def clean_staging(results: Path, run_id: str = "") -> int:
