@@ -36,6 +36,7 @@ from bench.protocol_tables import protocol_sections
 from bench.report.metadata import display_name
 from bench.report.tables import PREAMBLE
 from bench.store import atomic_write_frame, atomic_write_text
+from bench.tasks import facts
 from bench.verdicts import qualify, reference_scores
 
 BASELINE = "plain"
@@ -58,6 +59,8 @@ def final_values(folder: Path, sweep, run_ids: set[str] | None = None) -> pd.Dat
     if not path.is_file():
         return pd.DataFrame(columns=["task", "model", "objective", "seed", "metric", "direction",
                                      "value"])
+    if (Path(folder) / "runs.parquet").is_file():  # the facts its runs recorded
+        facts.learn(pd.read_parquet(Path(folder) / "runs.parquet"))
     frame = pd.read_parquet(path)
     frame = frame[(frame["phase"] == "test")
                   & (frame["run_id"].isin(run_ids) if run_ids is not None else True)]

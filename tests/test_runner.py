@@ -93,6 +93,7 @@ def test_seed_changes_training(tmp_path: Path) -> None:
 
 PLUGIN = '''
 import gin, torch
+import bench.tasks.base
 from bench.objectives import Objective, ObjectiveOutput, Plain
 
 @gin.configurable(module="my_plugin")
@@ -120,7 +121,7 @@ class DoubledPlain(Plain):
         out = super().forward(task, model, outputs, batch)
         return ObjectiveOutput(2 * out.loss, out.base, out.logs)
 
-class OtherFamilyModel(torch.nn.Module):
+class OtherFamilyModel(bench.tasks.base.Model):
     family = "not_alignment1d"
 
 gin.external_configurable(OtherFamilyModel, module="my_plugin")

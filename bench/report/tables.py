@@ -25,7 +25,6 @@ from bench.report.metadata import (
     MAX_METRIC_COLUMNS,
     definition_of,
     display_name,
-    family_of,
     group_of,
     is_constant_baseline,
     objective_order,
@@ -232,7 +231,7 @@ def cell_text(row, exponent: int, latex: bool) -> str:
 
 def refinement(rows: pd.DataFrame) -> str:
     """The refinement ('ICP') after which every row's metrics are measured, else ''."""
-    afters = {refinement_of(family_of(t), m) for t, m in zip(rows["task"], rows["model"])}
+    afters = {refinement_of(t, m) for t, m in zip(rows["task"], rows["model"])}
     return afters.pop() if len(afters) == 1 else ""
 
 

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data import cached_dataset
-from bench.tasks.base import Batch, Task
+from bench.tasks.base import Batch, Model, Task
+from bench.tasks.facts import Facts, TaskFacts
 from bench.tasks.forms import Base, Forms, HForm
 from dlc import Euclidean, Space
 
@@ -90,7 +91,7 @@ def warp(features: torch.Tensor, w: torch.Tensor, start: int, stop: int) -> torc
 
 
 @gin.configurable(module="bench.tasks.alignment1d")
-class ConvFeatures(nn.Module):
+class ConvFeatures(Model):
     """Two 1-D conv branches (reference, moving) -> C-channel features, each channel normalised to
     zero mean and unit variance over time. Input [B, N] each; output two [B, C, N]."""
 
@@ -122,7 +123,7 @@ class ConvFeatures(nn.Module):
 
 
 @gin.configurable(module="bench.tasks.alignment1d")
-class RawSignal(nn.Module):
+class RawSignal(Model):
     """No learning: the signals themselves as one-channel features (the classical baseline).
     Has one dummy parameter so optimizers accept it; train it with 0 epochs."""
 
@@ -135,6 +136,18 @@ class RawSignal(nn.Module):
     def forward(self, ref: torch.Tensor, mov: torch.Tensor) -> Outputs:
         norm = ConvFeatures._normalise
         return norm(ref[:, None]) + 0 * self.unused, norm(mov[:, None])
+
+
+#: what reports, verdicts and sweeps know about the family (`bench.tasks.facts`)
+FACTS = Facts(
+    family="alignment1d",
+    units={"distance": "samples", "success@": "%", "threshold": "samples",
+           "slice": "× 16 samples", "base_loss": "smooth-L1, samples"},
+    iteration="Gauss-Newton iteration",
+    figure_metrics=("distance", "optimality_gap"),
+    selection=("distance", "min"),
+    tasks={"alignment1d_nonlinear_energy": TaskFacts(units={"base_loss": "energy, dimensionless"})},
+)
 
 
 @gin.configurable(module="bench.tasks.alignment1d")
@@ -161,6 +174,7 @@ class Alignment1D(Forms, Task):
     """
 
     family = "alignment1d"
+    facts = FACTS
 
     def __init__(
         self,

@@ -19,52 +19,71 @@ through this interface, in plain tensors and dicts, BenchOpt-style:
 * `metrics`: the `bench.metrics.Metric` list bound in the task's gin file;
 * optionally `extras(model, outputs, batch, iterates)` -> task-specific per-iteration values
   `{name: [T+1, B]}` (accuracy, corner error, ...), read by `bench.metrics.Extra`;
-* `family`: the family's name, recorded in every cell, `run.json` and the runs table.
+* `family`: the family's name, recorded in every cell, `run.json` and the runs table;
+* `facts`: the family's `bench.tasks.facts.Facts` (units, labels, selection metric, reference
+  models, ...), resolved per (task, model) into `run.json`;
+* `h_form`, `base`, `dlc_style` and `describe()`: which `h` and base term DLC reads
+  (`bench.tasks.forms`).
 
-A model is any `torch.nn.Module` that satisfies `Model`: it names the family it is built for, and
-a task refuses (skips) a model of another family.
+A model is a `Model` (a `torch.nn.Module` that declares its family and capabilities); a task
+refuses (skips) a model of another family.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from bench.tasks import splits
+from bench.tasks.facts import Facts
 from dlc import Space
 
 Batch = Mapping[str, torch.Tensor]
 
 
+class Model(nn.Module):
+    """The model contract: a `torch.nn.Module` whose class declares the task `family` it is built
+    for and its capabilities (class attributes, read directly, never probed):
+
+    * `learned`: False for a model with nothing to train (classical ICP, raw-intensity LK): it
+      runs once, with the 'plain' objective and 0 epochs;
+    * `uninformative_metrics`: metric names that carry no information for it (e.g. the
+      optimality gap when its output is argmin h in closed form); evaluation does not record
+      them for it (`bench.metrics.reported`).
+
+    A task skips a model that is not a `Model` or is of another family.
+    """
+
+    family: ClassVar[str] = ""
+    learned: ClassVar[bool] = True
+    uninformative_metrics: ClassVar[tuple[str, ...]] = ()
+
+
 @runtime_checkable
-class Model(Protocol):
-    """The model contract: a `torch.nn.Module` (parameters, `train()`/`eval()`, `to(device)`)
-    that declares the task `family` it is built for. A model with nothing to train (classical ICP)
-    may also set `learned = False`; tasks that care read it with a default of True. A model may
-    declare `uninformative_metrics` (metric names that carry no information for it, e.g. the
-    optimality gap when its output is argmin h in closed form); evaluation does not record them
-    for it (`bench.metrics.reported`)."""
+class SizedByTask(Protocol):
+    """A target space that needs the task's sizes before use (a preset's space, e.g. PRISE's
+    homography perturbations): the objective uses `for_task(task)` in its place."""
 
-    family: str
-
-    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
-
-    def train(self, mode: bool = True) -> Any: ...
-
-    def eval(self) -> Any: ...
-
-    def to(self, *args: Any, **kwargs: Any) -> Any: ...
+    def for_task(self, task: Task) -> Space: ...
 
 
 class Task(abc.ABC):
     """Base class of every task. Subclasses are gin configurables; construction must be cheap
     (the driver builds each cell once to check compatibility), so data is made lazily."""
 
-    family: str = ""
+    family: ClassVar[str] = ""
+    #: the family's facts for reports, verdicts and sweeps (`bench.tasks.facts`)
+    facts: ClassVar[Facts] = Facts(family="")
+    #: which h DLC reads ('output' or 'energy') and its base term ('h' or 'method'): see
+    #: `bench.tasks.forms`, whose `Forms.set_forms` validates and sets them per instance
+    h_form: str = "output"
+    base: str = "method"
+    #: an h no test-time solver descends (DLC-style, not DLC)
+    dlc_style: ClassVar[bool] = False
     #: the minimum of the base loss when the task declares one (e.g. 0 for CE/MSE); the runner then
     #: records `train_optimality_gap` = training base loss - optimum per epoch
     optimum: float | None = None
@@ -75,15 +94,29 @@ class Task(abc.ABC):
     #: set by `Experiment` from gin; data loading reads no gin)
     val_fraction: float = splits.DEFAULT_FRACTION
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.facts.family and cls.facts.family != cls.family:
+            raise TypeError(f"{cls.__name__}.facts is for family {cls.facts.family!r}, "
+                            f"the class is {cls.family!r}")
+
     def __init__(self, metrics: Sequence[Any] = (), mu: float = 0.0, data_seed: int = 0) -> None:
         self.metrics = list(metrics)
         self.mu = mu  # the task's natural strong-convexity constant for DLC, in units of `space`
         self.data_seed = data_seed  # data are fixed across training seeds: paired comparisons
 
+    def describe(self) -> dict[str, object]:
+        """`{'family', 'h', 'base', 'dlc_style'}`: how DLC reads this task (recorded in run.json)."""
+        return {"family": self.family, "h": self.h_form, "base": self.base,
+                "dlc_style": self.dlc_style}
+
     # --- compatibility -------------------------------------------------------------------------
     def skip(self, model: nn.Module, objective: Any) -> tuple[bool, str]:
         """(True, reason) when this task cannot run with `model` / `objective`."""
-        family = model.family if isinstance(model, Model) else None
+        if not isinstance(model, Model):
+            return True, (f"model {type(model).__name__} is not a bench.tasks.base.Model "
+                          "(declare its family and capabilities by subclassing it)")
+        family = model.family
         if family != self.family:
             return True, (
                 f"model {type(model).__name__} is for task family {family!r}, "

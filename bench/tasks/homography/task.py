@@ -30,6 +30,7 @@ from kornia.geometry.linalg import transform_points
 from torch import nn
 
 from bench.tasks.base import Batch, Task
+from bench.tasks.facts import Facts, ModelFacts
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.homography.data import DLKNProtocol
 from bench.tasks.homography.geometry import (
@@ -58,6 +59,23 @@ def _unit_to_pixels(size: int, like: torch.Tensor) -> torch.Tensor:
     return like.new_tensor([[c, 0, c], [0, c, c], [0, 0, 1]])
 
 
+#: what reports, verdicts and sweeps know about the family (`bench.tasks.facts`)
+FACTS = Facts(
+    family="homography",
+    units={"distance": "px", "mace": "px", "trivial_mace": "px", "success@": "%",
+           "threshold": "px", "slice": "× 8 px", "base_loss": "LK energy, dimensionless"},
+    iteration="Lucas-Kanade iteration (coarse to fine)",
+    figure_metrics=("distance", "mace", "optimality_gap"),
+    selection=("mace", "min"),
+    reference_models=("rawlk",),
+    models={"dhn": ModelFacts(
+        non_iterative="direct 4-point regression (Deep Homography Network)",
+        labels={"iteration": "step (0: initial corners, then DHN's one-shot regression; no LK "
+                             "solver)",
+                "base_loss": "squared corner error, px²"})},
+)
+
+
 @gin.configurable(module="bench.tasks.homography")
 class HomographyTask(Forms, Task):
     """Homography estimation (see the module docstring).
@@ -81,6 +99,7 @@ class HomographyTask(Forms, Task):
     """
 
     family = "homography"
+    facts = FACTS
 
     def __init__(self, data: Any = gin.REQUIRED, protocol: Any = None, n_train: int = 1024,
                  n_test: int = 256, iterations: int = 10, tol: float = 1e-3,

@@ -48,8 +48,10 @@ from torch import nn
 from bench.data import cached_dataset
 from bench.metrics import Metric, Trace
 from bench.tasks.base import Batch, Task
+from bench.tasks.facts import Facts, ModelFacts
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.registration import geometry as geo
+from bench.tasks.registration.feature_icp import LearnedSolver
 from bench.tasks.registration.modelnet import load_modelnet40, missing_modelnet40
 from bench.tasks.registration.pairs import PROTOCOLS, make_pairs
 from bench.tasks.registration.shapes import FAMILIES, make_shapes
@@ -89,6 +91,30 @@ class RootMean(Metric):
         return trace.extras[self.key].mean(dim=1).sqrt()
 
 
+#: what reports, verdicts and sweeps know about the family (`bench.tasks.facts`); the refinement
+#: starts where the network's passes end (dcp 1, prnet 3; feature_icp: its learned-feature ICP)
+FACTS = Facts(
+    family="registration",
+    units={"distance": "rad ⊕ unit-sphere radius", "rot_iso_deg": "degrees",
+           "euler_mae_deg": "degrees", "euler_rmse_deg": "degrees",
+           "trans_iso": "unit-sphere radius", "rot_network_deg": "degrees",
+           "trans_network": "unit-sphere radius", "trans_mae": "unit-sphere radius",
+           "trans_rmse": "unit-sphere radius", "chamfer": "unit-sphere radius²", "success_": "%",
+           "slice": "× sampling radius", "base_loss": "rotation + translation MSE"},
+    iteration="step (0: identity, then network passes, learned-feature ICP, then ICP)",
+    figure_metrics=("distance", "rot_iso_deg", "optimality_gap"),
+    selection=("rot_iso_deg", "min"),
+    reference_models=("icp",),
+    models={
+        "dcp": ModelFacts(non_iterative="one SVD on soft correspondences (Deep Closest Point)",
+                          refinement=(1, "ICP")),
+        "prnet": ModelFacts(non_iterative="a fixed number of correspondence passes, not a "
+                                          "descent on h", refinement=(3, "ICP")),
+        "feature_icp": ModelFacts(refinement=(1, "learned-feature ICP on h, then ICP")),
+    },
+)
+
+
 @gin.configurable(module="bench.tasks.registration")
 class Registration(Forms, Task):
     """Rigid point-cloud registration (see the module docstring).
@@ -119,6 +145,7 @@ class Registration(Forms, Task):
     """
 
     family = "registration"
+    facts = FACTS
 
     def __init__(
         self,
@@ -225,7 +252,7 @@ class Registration(Forms, Task):
     def forward(self, model: nn.Module, batch: Batch) -> Outputs:
         src, tgt = batch["src"], batch["tgt"]
         current = geo.identity(src.shape[0], src)
-        if not getattr(model, "learned", True):
+        if not model.learned:
             return Outputs(src, tgt, None, current.new_zeros((0, *current.shape)))
         passes = self.train_iterations if model.training else self.iterations
         estimates, matched = [], None
@@ -236,7 +263,7 @@ class Registration(Forms, Task):
             matched = torch.softmax(logits, dim=-1) @ tgt  # [B, N, 3]
             current = geo.procrustes(moved, matched) @ current.detach()
             estimates.append(current)
-        energy = model.energy if hasattr(model, "energy") else None
+        energy = model.energy if isinstance(model, LearnedSolver) else None
         return Outputs(src, tgt, matched, torch.stack(estimates),
                        None if energy is None else partial(energy, src, tgt))
 
@@ -279,7 +306,7 @@ class Registration(Forms, Task):
     def solve(self, model: nn.Module, outputs: Outputs, batch: Batch) -> torch.Tensor:
         start = geo.identity(outputs.src.shape[0], outputs.src)[None]
         iterates = torch.cat([start, outputs.estimates])
-        if hasattr(model, "descend"):
+        if isinstance(model, LearnedSolver):
             iterates = torch.cat([iterates, model.descend(outputs.src, outputs.tgt, iterates[-1])])
         refined = geo.icp(outputs.src, outputs.tgt, iterates[-1], self.icp_iterations,
                           self.icp_max_distance)
