@@ -149,7 +149,6 @@ def test_load_matrix_of_a_single_part(name: str) -> None:
 def test_restrict_tasks_keeps_each_part_to_its_own_family() -> None:
     from bench.config import ConfigError
     from bench.matrix import restrict_tasks
-
     from bench.tasks.facts import family_of
 
     parts = load_matrix(Path("gin/matrices/smoke.gin"))
