@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -155,6 +156,13 @@ def test_diverged_failed_and_user_objective(tmp_path: Path, plugin_dir: Path,
     by_objective = {r["objective"]: r for r in run_records(results).values()}
     assert by_objective["plain"]["status"] == "done"
     assert by_objective["doubled"]["status"] == "done"
+    # the (task, model)'s facts are recorded, and the runs table carries them to the report
+    from bench.tasks.alignment1d import FACTS
+
+    plain = by_objective["plain"]
+    assert plain["facts"] == FACTS.resolve(plain["task"], plain["model"]).as_dict()
+    table = pd.read_parquet(results / "runs.parquet").set_index("run_id")
+    assert json.loads(table.loc[plain["run_id"], "facts"]) == plain["facts"]
     assert by_objective["nan"]["status"] == "diverged"
     assert "step 1" in by_objective["nan"]["reason"]
     assert by_objective["boom"]["status"] == "failed"

@@ -13,8 +13,9 @@ through this interface, in plain tensors and dicts, BenchOpt-style:
 * `target(batch)` -> the ground truth w* `[B, ...]`, a point of `space`;
 * `h(outputs, w)` -> the loss as a function of the target, `w` `[K, B, ...]` -> `[K, B]` (DLC's h);
 * `loss(model, outputs, batch, target)` -> scalar: the base method's own training loss, at `target`;
-* `solve(model, outputs, batch)` -> `[T+1, B, ...]`: the test-time iterative solver's iterates,
-  the initial point included;
+* `solve(model, outputs, batch, start=None)` -> `[T+1, B, ...]`: the test-time iterative
+  solver's iterates, the initial point included (its own, or `start`); `fixed_point` says how the
+  solver started at w* stays there (the contract test, `tests/test_task_contract.py`);
 * `space` (a `dlc.Space`) gives the perturbations, the retraction and `distance(a, b)`;
 * `metrics`: the `bench.metrics.Metric` list bound in the task's gin file;
 * optionally `extras(model, outputs, batch, iterates)` -> task-specific per-iteration values
@@ -33,6 +34,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -63,6 +66,18 @@ class Model(nn.Module):
     uninformative_metrics: ClassVar[tuple[str, ...]] = ()
 
 
+@dataclass(frozen=True)
+class FixedPoint:
+    """How to pose a task so that w* is a fixed point of its test-time solver (the contract test
+    starts the solver at w* and checks that it stays within `tolerance`, in `space.distance`
+    units): gin `bindings` applied after the task's own files (noise-free data of one modality,
+    a model with nothing learned); `why` justifies the tolerance."""
+
+    bindings: tuple[str, ...]
+    tolerance: float
+    why: str
+
+
 @runtime_checkable
 class SizedByTask(Protocol):
     """A target space that needs the task's sizes before use (a preset's space, e.g. PRISE's
@@ -84,6 +99,9 @@ class Task(abc.ABC):
     base: str = "method"
     #: an h no test-time solver descends (DLC-style, not DLC)
     dlc_style: ClassVar[bool] = False
+    #: how w* becomes a fixed point of the solver (`solve(..., start=w*)`); None only for a
+    #: DLC-style family whose iterates do not start from a point (a read-out along a sequence)
+    fixed_point: ClassVar[FixedPoint | None] = None
     #: the minimum of the base loss when the task declares one (e.g. 0 for CE/MSE); the runner then
     #: records `train_optimality_gap` = training base loss - optimum per epoch
     optimum: float | None = None
@@ -137,6 +155,12 @@ class Task(abc.ABC):
         cells up front). Generated data: always ''."""
         return ""
 
+    def stand_in(self, folder: Path) -> list[str]:
+        """Write small generated files in the layout of this task's local data under `folder`
+        and return the gin bindings that point the task at them (the contract test runs
+        real-data tasks on them, offline). Generated data: nothing written, `[]`."""
+        return []
+
     @abc.abstractmethod
     def _source(self, split: str):
         """The source's 'train' or 'test' split (and 'val' where it has an official one), before
@@ -165,8 +189,10 @@ class Task(abc.ABC):
         """The base method's own training loss (scalar) when the ground truth is `target`."""
 
     @abc.abstractmethod
-    def solve(self, model: nn.Module, outputs: Any, batch: Batch) -> torch.Tensor:
-        """Test-time iterates [T+1, B, ...] (initial point first)."""
+    def solve(self, model: nn.Module, outputs: Any, batch: Batch,
+              start: torch.Tensor | None = None) -> torch.Tensor:
+        """Test-time iterates [T+1, B, ...] (initial point first): from the solver's own start,
+        or from `start` [B, ...] where given (a task with `fixed_point`)."""
 
     def extras(self, model: nn.Module, outputs: Any, batch: Batch,
                iterates: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -38,6 +38,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import gin
@@ -47,12 +48,16 @@ from torch import nn
 
 from bench.data import cached_dataset
 from bench.metrics import Metric, Trace
-from bench.tasks.base import Batch, Task
+from bench.tasks.base import Batch, FixedPoint, Task
 from bench.tasks.facts import Facts, ModelFacts
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.registration import geometry as geo
 from bench.tasks.registration.feature_icp import LearnedSolver
-from bench.tasks.registration.modelnet import load_modelnet40, missing_modelnet40
+from bench.tasks.registration.modelnet import (
+    load_modelnet40,
+    missing_modelnet40,
+    write_stand_in,
+)
 from bench.tasks.registration.pairs import PROTOCOLS, make_pairs
 from bench.tasks.registration.shapes import FAMILIES, make_shapes
 from dlc import RigidTransform, Space
@@ -146,6 +151,16 @@ class Registration(Forms, Task):
 
     family = "registration"
     facts = FACTS
+    #: noise-free, fully overlapping pairs with exact correspondences (the DCP protocol without
+    #: jitter) and ICP alone: w* is an exact fixed point of ICP
+    fixed_point = FixedPoint(
+        bindings=("bench.tasks.registration.Registration.jitter = 0.0",
+                  "bench.tasks.registration.Registration.protocol = 'dcp'",
+                  "bench.run.Experiment.model = @bench.tasks.registration.ICPOnly()"),
+        tolerance=1e-4,
+        why="ICP from w* on noise-free pairs: every nearest neighbour is the point's own image, "
+            "so Procrustes returns w* up to float32 round-off (4e-8 at most on 8 smoke test "
+            "pairs, in rad + unit-sphere radius)")
 
     def __init__(
         self,
@@ -211,6 +226,12 @@ class Registration(Forms, Task):
 
     def missing_data(self) -> str:
         return missing_modelnet40(self.root) if self.source == "modelnet40" else ""
+
+    def stand_in(self, folder: Path) -> list[str]:
+        if self.source != "modelnet40":
+            return []
+        write_stand_in(folder, self.raw_points)
+        return [f"bench.tasks.registration.Registration.root = '{folder}'"]
 
     def _shapes(self, split: str) -> dict[str, np.ndarray]:
         """Shapes of `split`: `data` [S, P, 3], `label` [S] (numpy)."""
@@ -303,9 +324,15 @@ class Registration(Forms, Task):
             return model.unused * 0.0
         return self.per_example_loss(outputs, target[None]).mean()
 
-    def solve(self, model: nn.Module, outputs: Outputs, batch: Batch) -> torch.Tensor:
-        start = geo.identity(outputs.src.shape[0], outputs.src)[None]
-        iterates = torch.cat([start, outputs.estimates])
+    def solve(self, model: nn.Module, outputs: Outputs, batch: Batch,
+              start: torch.Tensor | None = None) -> torch.Tensor:
+        """From the identity: the network's passes, the learned solver's steps, then ICP. From
+        `start` [B, 4, 4]: the learned solver's steps and ICP (the passes take no start)."""
+        if start is not None:
+            iterates = start[None]
+        else:
+            first = geo.identity(outputs.src.shape[0], outputs.src)[None]
+            iterates = torch.cat([first, outputs.estimates])
         if isinstance(model, LearnedSolver):
             iterates = torch.cat([iterates, model.descend(outputs.src, outputs.tgt, iterates[-1])])
         refined = geo.icp(outputs.src, outputs.tgt, iterates[-1], self.icp_iterations,
