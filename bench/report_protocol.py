@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import recorded_facts as facts
 from bench import stats
 from bench.protocol_tables import protocol_sections
 from bench.report.metadata import display_name
 from bench.report.tables import PREAMBLE
 from bench.store import atomic_write_frame, atomic_write_text
-from bench.tasks import facts
 from bench.verdicts import qualify, reference_scores
 
 BASELINE = "plain"

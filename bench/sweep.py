@@ -62,8 +62,8 @@ import gin
 import numpy as np
 from scipy.stats import qmc
 
+from bench import recorded_facts as facts
 from bench.config import ConfigError, parsed
-from bench.tasks import facts
 
 SAMPLERS = ("halton", "sobol", "random", "tpe")
 DESIGNS = ("quasirandom", "nested")
@@ -117,7 +117,7 @@ class Sweep:
 
     def metric_of(self, task: str) -> tuple[str, str]:
         """(selection metric, direction) for a task: the sweep's entry for the task's name, else
-        for its family (`bench.tasks.facts.family_of`), else the task's facts
+        for its family (`bench.recorded_facts.family_of`), else the task's facts
         (`Facts.selection`). A metric the sweep names without a direction is refused."""
         metric, direction = _per_task(self.metric, task), _per_task(self.direction, task)
         if not metric:

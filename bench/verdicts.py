@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench import recorded_facts as facts
 from bench.config import ConfigError
 from bench.stats import holm
-from bench.tasks import facts
 
 #: significance level of the corrected p-value
 ALPHA = 0.05

@@ -129,7 +129,7 @@ def test_record_status_publishes_once(tmp_path: Path) -> None:
 def test_load_matrix_expands_parts() -> None:
     """Every part the smoke matrix lists is loaded, in order, with its own family (whatever
     families the shipped matrix holds: the test does not pin them)."""
-    from bench.tasks.facts import family_of
+    from bench.recorded_facts import family_of
 
     parts = load_matrix(Path("gin/matrices/smoke.gin"))
     listed = re.findall(r"'(matrices/smoke/[^']+\.gin)'", Path("gin/matrices/smoke.gin").read_text())
@@ -149,7 +149,7 @@ def test_load_matrix_of_a_single_part(name: str) -> None:
 def test_restrict_tasks_keeps_each_part_to_its_own_family() -> None:
     from bench.config import ConfigError
     from bench.matrix import restrict_tasks
-    from bench.tasks.facts import family_of
+    from bench.recorded_facts import family_of
 
     parts = load_matrix(Path("gin/matrices/smoke.gin"))
     first, last = parts[0], parts[-1]

@@ -28,7 +28,7 @@ from bench.catalog import catalog
 from bench.config import parsed, resolve
 from bench.experiment import Experiment
 from bench.matrix import family_scale
-from bench.tasks.facts import registered_family
+from bench.recorded_facts import registered_family
 from bench.tasks.splits import SPLITS
 
 B = 2  # examples per checked batch
@@ -70,14 +70,14 @@ def _build(task: str, folder: Path, model: str | None = None,
     return exp
 
 
-def _learned_model(task: str, folder: Path) -> Experiment:
-    """The task with the first learned model of its family that it runs with."""
+def _learned_model(task: str, folder: Path) -> tuple[Experiment, str]:
+    """The task with the first learned model of its family that it runs with, and its name."""
     family = registered_family(task)
     for model, _ in catalog()["models"]:
         if _model_family(model) == (family, True):
             exp = _build(task, folder, model)
             if not exp.skip()[0]:
-                return exp
+                return exp, model
     raise AssertionError(f"no learned model of family {family!r} runs {task}")
 
 
@@ -88,7 +88,7 @@ def _batch(task, split: str, n: int = B) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("name", _params())
 def test_task_contract(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    exp = _learned_model(name, tmp_path / "data")
+    exp, _ = _learned_model(name, tmp_path / "data")
     task, model = exp.task, exp.model
     assert task.family == task.facts.family == registered_family(name)
     for split in SPLITS:
@@ -130,14 +130,15 @@ def test_task_contract(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", _params())
 def test_solver_started_at_the_truth_stays_there(name: str, tmp_path: Path) -> None:
-    """On noise-free data (the family's `fixed_point` bindings), w* is a fixed point of the
-    test-time solver within the family's tolerance; a task without one is DLC-style."""
-    exp = _learned_model(name, tmp_path / "data")
+    """On noise-free data (the family's `fixed_point` bindings, applied after the learned model's
+    file: they may bind another model), w* is a fixed point of the test-time solver within the
+    family's tolerance; a task without one is DLC-style."""
+    exp, learned = _learned_model(name, tmp_path / "data")
     point = exp.task.fixed_point
     if point is None:
         assert exp.task.dlc_style, f"{type(exp.task).__name__}: a solver needs a fixed_point"
         return
-    exp = _build(name, tmp_path / "data", None, point.bindings)
+    exp = _build(name, tmp_path / "data", learned, point.bindings)  # bindings may swap the model
     task, model = exp.task, exp.model
     batch = _batch(task, "test", 4)
     model.eval()

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.report.metadata import figure_text, refinement_of, unit_of
+from bench import recorded_facts as facts
+from bench.report.metadata import figure_text, refinement_of, short_name, unit_of
 from bench.schema import record_problem
 from bench.sweep import Sweep
-from bench.tasks import facts
 from bench.tasks.base import Model, Task
-from bench.tasks.facts import Facts, ModelFacts, TaskFacts
+from bench.tasks.facts import Facts, ModelFacts, RunFacts, TaskFacts
 from bench.verdicts import classify, reference_scores
 
 TOY = Facts(family="toyfam", units={"distance": "furlongs", "success@": "%"},
@@ -41,6 +41,7 @@ def test_recorded_facts_are_what_the_report_verdicts_and_sweeps_read() -> None:
     assert refinement_of("toyfam_a", "oneshot") == "polish"
     assert refinement_of("toyfam_a", "oracle") == "ORACLE"  # a reference is its own refinement
     assert refinement_of("toyfam_a", "net") == ""
+    assert short_name("toyfam_a") == "a" and short_name("freely_named_task") == "freely_named_task"
     table = pd.DataFrame({"task": ["toyfam_a"] * 2, "model": ["oneshot", "net"],
                           "objective": ["dlc"] * 2, "direction": ["min"] * 2,
                           "mean": [1.0, 1.0], "base_mean": [2.0, 2.0]})
@@ -63,7 +64,7 @@ def test_runs_without_recorded_facts_read_the_registry() -> None:
     assert facts.lookup("homography_synthetic_dem", "dhn").label("base_loss") == \
         "squared corner error, px²"
     assert facts.lookup("sequence_copy").selection == ["recall_accuracy", "max"]
-    assert facts.lookup("no_such_task_anywhere") == facts.RunFacts()
+    assert facts.lookup("no_such_task_anywhere") == RunFacts()
 
 
 def test_a_run_json_without_facts_still_loads_and_facts_must_be_an_object() -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import recorded_facts as facts
 from bench.pooling import describe_mix, mixed_configs
 from bench.report.metadata import family_of
 from bench.result_tables import read_tables
 from bench.store import COLUMNS
-from bench.tasks import facts
 
 FINAL_PHASES = ("test", "landscape")
 #: the optimality gap is reported only beside this metric (see `drop_legacy_gap`).

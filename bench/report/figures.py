@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import recorded_facts as facts
 from bench import stats
 from bench.report.metadata import (
     NARROW_SPAN,
@@ -34,7 +35,6 @@ from bench.report.palette import (  # noqa: F401 - KNOWN_STYLES re-exported
     REFERENCE_STYLE,
     style,
 )
-from bench.tasks import facts
 
 
 def _model_title(task: str, model: str) -> str:
@@ -355,6 +355,8 @@ def task_model_figures(task: str, model: str, metrics: pd.DataFrame, folder: Pat
     """Every figure of one (task, model); `reference`: metrics of a reference model of the task
     (drawn in its own style); `iterations=False` leaves out the per-iteration figures (for a
     reference model already drawn in the other models' figures). Returns the written files."""
+    if "family" in metrics:  # the family the runs recorded (`bench.report.data.with_family`)
+        facts.learn(metrics[["task", "model", "family"]].drop_duplicates())
     stem = folder / f"{task}__{model}"
     made = training_figure(task, model, metrics, Path(f"{stem}_train"))
     for metric in facts.lookup(task, model).figure_metrics if iterations else ():

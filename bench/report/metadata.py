@@ -6,7 +6,7 @@ reader needs to interpret a number: its unit per task family (or task), a one-li
 the table captions, and the group of metrics shown together in one table.
 
 A family's units, iteration label, reference models and refinements are its facts
-(`bench.tasks.facts`), read as the runs recorded them (`facts.lookup`; the registry for runs
+(`bench.tasks.facts`), read as the runs recorded them (`bench.recorded_facts.lookup`; the registry for runs
 recorded before): a metric's unit is the task's, then the family's, then the shared `UNITS`.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from bench.tasks import facts
+from bench import recorded_facts as facts
 
 #: unit of a metric's value that is the same in every family (a family's units are its facts,
 #: `bench.tasks.facts.Facts.units`); `None` = dimensionless, "%" = percent of test examples.
@@ -98,12 +98,19 @@ NARROW_SPAN = 0.02
 
 def family_of(task: str, frame: pd.DataFrame | None = None) -> str:
     """The family recorded for `task` in `frame`'s `family` column (from the runs' `Task.family`),
-    else from the runs' recorded facts or the registry (`bench.tasks.facts.family_of`)."""
+    else from the runs' recorded facts or the registry (`bench.recorded_facts.family_of`)."""
     if frame is not None and "family" in frame.columns:
         recorded = frame.loc[frame["task"] == task, "family"].dropna()
         if len(recorded) and recorded.iloc[0]:
             return str(recorded.iloc[0])
     return facts.family_of(task)
+
+
+def short_name(task: str) -> str:
+    """`task` without its family's name in front (`alignment1d_same` -> `same`, for a caption
+    that names the family); a task named otherwise keeps its name."""
+    family = family_of(task)
+    return task.removeprefix(f"{family}_") if family and task != f"{family}_" else task
 
 
 def reference_models(task: str) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from bench.report.metadata import (
     is_constant_baseline,
     objective_order,
     refinement_of,
+    short_name,
     stem,
     unit_of,
 )
@@ -260,7 +261,7 @@ def render(table: pd.DataFrame, metrics: Sequence[str], directions: dict[str, st
                                                    after) for m in present})
     wide = wide.reset_index().rename_axis(columns=None).fillna("—" if not latex else "--")
     if latex:  # the caption names the family: `alignment1d_same` -> `same`
-        wide["task"] = [t.split("_", 1)[1] if "_" in t else t for t in wide["task"]]
+        wide["task"] = [short_name(t) for t in wide["task"]]
         for col in KEYS:
             wide[col] = wide[col].map(latex_escape)
     return wide
