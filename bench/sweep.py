@@ -121,9 +121,8 @@ class Sweep:
         (`Facts.selection`). A metric the sweep names without a direction is refused."""
         metric, direction = _per_task(self.metric, task), _per_task(self.direction, task)
         if not metric:
-            selection = facts.lookup(task).selection
-            return selection[0], selection[1]
-        if not direction:
+            metric, direction = facts.lookup(task).selection
+        elif not direction:
             raise ConfigError(f"{line_of(self.source, 'direction')}: bench.sweep.Sweep.direction "
                               f"has no entry for task {task!r} or its family, whose metric "
                               f"{metric!r} the sweep names")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bench import recorded_facts as facts
+from bench.config import ConfigError
 from bench.report.metadata import figure_text, refinement_of, short_name, unit_of
 from bench.schema import record_problem
 from bench.sweep import Sweep
@@ -53,6 +54,8 @@ def test_recorded_facts_are_what_the_report_verdicts_and_sweeps_read() -> None:
     assert sweep.metric_of("toyfam_a") == ("score", "max")  # no entry: the facts' default
     assert sweep.metric_of("toyfam_b") == ("mine", "max")  # the sweep's entry wins
     assert Sweep().metric_of("toyfam_b") == ("err", "min")  # the task's own default
+    with pytest.raises(ConfigError, match="direction has no entry for task 'toyfam_a'"):
+        Sweep(metric={"toyfam": "mine"}, direction={"toyfam_b": "max"}).metric_of("toyfam_a")
 
 
 def test_runs_without_recorded_facts_read_the_registry() -> None:
