@@ -9,7 +9,7 @@ records every metric's direction in `run.json` (`metric_directions`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import gin
 import torch
@@ -103,11 +103,11 @@ def with_companions(metrics: list[Metric]) -> list[Metric]:
     return list(metrics)
 
 
-def reported(metrics: list[Metric], model: object) -> list[Metric]:
+def reported(metrics: list[Metric], model: Any) -> list[Metric]:
     """`with_companions(metrics)` less the metrics the model declares uninformative for itself
     (`model.uninformative_metrics`, names; e.g. the optimality gap of a model whose output is
     argmin h in closed form). Models without the attribute keep every metric."""
-    drop = set(getattr(model, "uninformative_metrics", ()))
+    drop = set(model.uninformative_metrics)
     return [m for m in with_companions(metrics) if m.name not in drop]
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from bench.schema import Direction
-from bench.tasks.base import Batch, Task
+from bench.tasks.base import Batch, SizedByTask, Task
 from dlc import Space, StarConvexLoss, StarConvexResult
 
 
@@ -152,19 +152,19 @@ class DLC(Objective):
     def setup(self, task: Task) -> None:
         mu = task.mu if self.mu is None else self.mu
         space = task.space if self.space is None else self.space
-        if hasattr(space, "for_task"):  # a preset's space that needs the task's sizes
+        if isinstance(space, SizedByTask):  # a preset's space that needs the task's sizes
             space = space.for_task(task)
         self.star = StarConvexLoss(space=space, mu=mu, **self.options)
 
     def forward(self, task: Task, model: nn.Module, outputs: Any, batch: Batch) -> ObjectiveOutput:
         target = task.target(batch)
         star = self.star(lambda w: task.h(outputs, w), target)
-        if getattr(task, "base", "method") == "h":
+        if task.base == "h":
             original = star.h_star_mean
         else:
             original = task.loss(model, outputs, batch, target)
         loss = original + self.star.weight * star.hinge
-        if getattr(task, "base", "method") == "h":  # the comparable base, whatever is trained
+        if task.base == "h":  # the comparable base, whatever is trained
             with torch.no_grad():
                 method = task.loss(model, outputs, batch, target)
         else:

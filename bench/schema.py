@@ -96,6 +96,8 @@ class RunRecord:
     step_time_s: float | None = None
     threads: int | None = None
     metric_directions: dict | None = None
+    #: the (task, model)'s facts (`bench.tasks.facts.RunFacts`); absent in older runs
+    facts: dict | None = None
     package_version: str | None = None
     git_sha: str | None = None
 

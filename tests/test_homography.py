@@ -23,6 +23,7 @@ from bench.tasks.homography import (
     RawPyramid,
     SyntheticPairs,
     make_pairs,
+    sources,
 )
 from bench.tasks.homography.data import MODALITIES
 from bench.tasks.homography.geometry import mace, offsets_to_homography, pixel_grid, sample_at
@@ -130,23 +131,8 @@ def test_plain_and_dlc_give_finite_gradients(model: torch.nn.Module, loss: str) 
 
 
 def _write_dlkn(root: Path, split: str, n: int, size: int = 96, t: int = 64) -> None:
-    from PIL import Image
-
-    for kind in ("input", "template", "label"):
-        (root / f"{split}_{kind}").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(
-            root / f"{split}_input" / f"{i}.png")
-        Image.fromarray(rng.integers(0, 255, (t, t), dtype=np.uint8)).save(
-            root / f"{split}_template" / f"{i}.png")
-        m = (size - t) // 2
-        corners = [(m, m), (m + t - 1, m), (m, m + t - 1), (m + t - 1, m + t - 1)]
-        keys = [("top_left_u", "top_left_v"), ("top_right_u", "top_right_v"),
-                ("bottom_left_u", "bottom_left_v"), ("bottom_right_u", "bottom_right_v")]
-        location = [{u: x + 2.0, v: y - 1.0} for (u, v), (x, y)
-                    in zip(keys, corners)]
-        (root / f"{split}_label" / f"{i}_label.txt").write_text(json.dumps({"location": location}))
+    """DLKN triples with corners shifted by (2, -1) px (`HomographyTask.stand_in`'s writer)."""
+    sources.write_stand_in_dlkn(root, split, n, size, t)
 
 
 def test_dlkn_folder_reads_labels_and_downscales_exactly(tmp_path: Path) -> None:

@@ -150,7 +150,8 @@ def test_spurious_minimum_shares_the_error_table_with_mace() -> None:
 
 
 def test_rawlk_is_drawn_as_the_reference_in_deeplk_figures() -> None:
-    frame = pd.DataFrame({"model": ["deeplk", "rawlk"], "metric": ["mace", "mace"],
+    frame = pd.DataFrame({"task": ["homography_synthetic_same"] * 2, "model": ["deeplk", "rawlk"],
+                          "metric": ["mace", "mace"],
                           "value": [2.0, 1.5]})
     ref = figures.reference_for(frame, "deeplk")
     assert ref is not None and set(ref.model) == {"rawlk"}

@@ -17,7 +17,7 @@ from tests.conftest import REPO
 DIRECTIONS = {"distance": "min", "accuracy": "max", "mse": "min", "rot_iso_deg": "min"}
 
 
-def _values(shift: dict[str, float], seeds: int = 12, task: str = "alignment1d_a",
+def _values(shift: dict[str, float], seeds: int = 12, task: str = "alignment1d_same",
             model: str = "conv1d") -> pd.DataFrame:
     return pd.DataFrame([dict(task=task, model=model, objective=o, seed=s, metric=m,
                               value=base * (1 + 0.01 * s) + (delta if o == "dlc" else 0.0))
@@ -65,7 +65,7 @@ def test_display_names_shared_exponent_and_after_icp() -> None:
     assert header.startswith("MSE ↓ (×10⁻⁴")
     cells = render(table, ["mse"], DIRECTIONS).iloc[:, 3].tolist()
     assert all("e-" not in c for c in cells), cells
-    reg = _values({"rot_iso_deg": (1.0, 0.1)}, seeds=3, task="registration_x", model="dcp")
+    reg = _values({"rot_iso_deg": (1.0, 0.1)}, seeds=3, task="registration_synthetic_dcp", model="dcp")
     header = render(final_table(summarise(reg), DIRECTIONS), ["rot_iso_deg"], DIRECTIONS).columns[3]
     assert header == "rotation error (isotropic) ↓ (degrees, after ICP)"
 

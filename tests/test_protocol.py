@@ -64,8 +64,8 @@ def test_rung_correlation_by_hand() -> None:
 
 def _comparisons() -> pd.DataFrame:
     rows = [  # (task, model, objective, mean, base_mean, diff, p, params)
-        ("registration_a", "dcp", "dlc", 2.0, 3.0, -1.0, 0.001, '{"bench.objectives.DLC.weight": 1.0}'),
-        ("registration_a", "prnetlike", "dlc", 6.0, 7.0, -1.0, 0.001, '{"bench.objectives.DLC.weight": 1.0}'),
+        ("registration_synthetic_dcp", "dcp", "dlc", 2.0, 3.0, -1.0, 0.001, '{"bench.objectives.DLC.weight": 1.0}'),
+        ("registration_synthetic_dcp", "prnetlike", "dlc", 6.0, 7.0, -1.0, 0.001, '{"bench.objectives.DLC.weight": 1.0}'),
         ("alignment1d_x", "conv1d", "dlc", 1.0, 2.0, -1.0, 0.002, '{"bench.objectives.DLC.weight": 0.5}'),
         ("alignment1d_x", "conv1d", "margin", 1.5, 2.0, -0.5, 0.002, '{"bench.objectives.Margin.weight": 0.1}'),
         ("alignment1d_y", "conv1d", "dlc", 3.0, 2.0, 1.0, 0.02, '{"bench.objectives.DLC.weight": 0.5}'),
@@ -80,7 +80,7 @@ def test_verdict_classes_from_known_inputs() -> None:
     feasibility = pd.DataFrame({"task": ["alignment1d_x", "alignment1d_y"],
                                 "objective": ["margin", "dlc"],
                                 "verdict": ["ill-posed", "feasible"]})
-    references = {"registration_a": 5.0}  # ICP alone: prnetlike's 6 and 7 are both worse
+    references = {"registration_synthetic_dcp": 5.0}  # ICP alone: prnetlike's 6 and 7 are both worse
     table = qualify(_comparisons(), feasibility, references)
     assert list(table["class"]) == ["non-iterative", "floor", "valid", "ill-posed", "valid",
                                     "valid"]

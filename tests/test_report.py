@@ -38,7 +38,8 @@ def _publish(folder: Path, ident: dict, rows: list[dict], sha: str = "a" * 40,
         for name in ("config.gin", "operative.gin"):
             writer.write_text(name, "# fake\n")
         write_weights(writer.stage / "weights.safetensors")
-    writer.publish({**ident, "status": status, "reason": reason, "device": "cpu", "scale": "smoke",
+    family = "seqtoy" if ident["task"] == "seqtoy_a" else "alignment1d"  # as Task.family records
+    writer.publish({**ident, "family": family, "status": status, "reason": reason, "device": "cpu", "scale": "smoke",
                     "wall_time_s": 1.0, "step_time_s": 0.01, "cpu": "test-cpu", "git_sha": sha,
                     "finished": "2026-01-01T00:00:00",
                     "metric_directions": DIRECTIONS if status == "done" else {}})
@@ -408,7 +409,8 @@ def test_family_of_prefers_the_recorded_family() -> None:
 
     frame = pd.DataFrame({"task": ["my_points", "other"], "family": ["registration", ""]})
     assert family_of("my_points", frame) == "registration"  # a plugin task named freely
-    assert family_of("other_task", frame) == "other"  # no record: the name's prefix
-    assert family_of("other", frame) == "other"  # an empty record: the name's prefix
+    # no record: the registry's (the task class its gin file binds), never the name's prefix
+    assert family_of("other_task", frame) == "" and family_of("other", frame) == ""
     assert family_of("alignment1d_same") == "alignment1d"
+    assert family_of("homography_synthetic_dem") == "homography"
 

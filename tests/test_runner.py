@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -93,6 +94,7 @@ def test_seed_changes_training(tmp_path: Path) -> None:
 
 PLUGIN = '''
 import gin, torch
+import bench.tasks.base
 from bench.objectives import Objective, ObjectiveOutput, Plain
 
 @gin.configurable(module="my_plugin")
@@ -120,7 +122,7 @@ class DoubledPlain(Plain):
         out = super().forward(task, model, outputs, batch)
         return ObjectiveOutput(2 * out.loss, out.original, out.logs)
 
-class OtherFamilyModel(torch.nn.Module):
+class OtherFamilyModel(bench.tasks.base.Model):
     family = "not_alignment1d"
 
 gin.external_configurable(OtherFamilyModel, module="my_plugin")
@@ -154,6 +156,13 @@ def test_diverged_failed_and_user_objective(tmp_path: Path, plugin_dir: Path,
     by_objective = {r["objective"]: r for r in run_records(results).values()}
     assert by_objective["plain"]["status"] == "done"
     assert by_objective["doubled"]["status"] == "done"
+    # the (task, model)'s facts are recorded, and the runs table carries them to the report
+    from bench.tasks.alignment1d import FACTS
+
+    plain = by_objective["plain"]
+    assert plain["facts"] == FACTS.resolve(plain["task"], plain["model"]).as_dict()
+    table = pd.read_parquet(results / "runs.parquet").set_index("run_id")
+    assert json.loads(table.loc[plain["run_id"], "facts"]) == plain["facts"]
     assert by_objective["nan"]["status"] == "diverged"
     assert "step 1" in by_objective["nan"]["reason"]
     assert by_objective["boom"]["status"] == "failed"

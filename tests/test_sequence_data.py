@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import math
 import random
 import struct
@@ -104,13 +103,7 @@ def test_mnist1d_shapes_determinism_and_global_rng_untouched() -> None:
 
 
 # --- IDX files and the MNIST loader ---------------------------------------------------------------
-def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
-    """Write `array` (uint8) as an IDX file, as LeCun's files are laid out."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
-    header += struct.pack(f">{array.ndim}I", *array.shape)
-    blob = header + array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(blob) if compress else blob)
-    return path
+write_idx = mnist.write_idx  # LeCun's layout (also what `MNIST.stand_in` writes)
 
 
 def test_read_idx_plain_gzipped_and_broken(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ A sweep file (`gin/sweeps/<name>.gin`) binds `bench.sweep.Sweep`; a matrix point
         sampler = 'halton'       # 'halton' | 'sobol' (scipy.stats.qmc) | 'random' | 'tpe' (Optuna)
         seed = 0
         metric = {'alignment1d': 'distance', 'sequence_digits': 'accuracy'}  # task or family
-        direction = {'alignment1d': 'min', 'sequence_digits': 'max'}       # (or one for all)
+        direction = {'alignment1d': 'min', 'sequence_digits': 'max'}       # (or one for all;
+                                 # unset: the task's facts, `bench.tasks.facts.Facts.selection`)
         iterate = 'final'        # 'final' | 'best' (over the validation evaluations recorded)
         final_seeds = [100, 101, 102, 103, 104]
         budgets = [1, 4]         # smaller budgets whose winners (best of the first b trials) also
@@ -61,6 +62,7 @@ import gin
 import numpy as np
 from scipy.stats import qmc
 
+from bench.runner import recorded_facts as facts
 from bench.runner.config import ConfigError, parsed
 
 SAMPLERS = ("halton", "sobol", "random", "tpe")
@@ -114,20 +116,27 @@ class Sweep:
         return planned_compute(self.budget(objective), self.eta(objective), self.rungs)
 
     def metric_of(self, task: str) -> tuple[str, str]:
-        """(selection metric, direction) for a task (keyed by task name, else by its family,
-        the task name up to its first `_`)."""
-        return _per_task(self.metric, task, "metric", self), \
-            _per_task(self.direction, task, "direction", self)
+        """(selection metric, direction) for a task: the sweep's entry for the task's name, else
+        for its family (`bench.runner.recorded_facts.family_of`), else the task's facts
+        (`Facts.selection`). A metric the sweep names without a direction is refused."""
+        metric, direction = _per_task(self.metric, task), _per_task(self.direction, task)
+        if not metric:
+            metric, direction = facts.lookup(task).selection
+        elif not direction:
+            raise ConfigError(f"{line_of(self.source, 'direction')}: bench.sweep.Sweep.direction "
+                              f"has no entry for task {task!r} or its family, whose metric "
+                              f"{metric!r} the sweep names")
+        return metric, direction
 
 
-def _per_task(value: str | Mapping[str, str], task: str, what: str, sweep: Sweep) -> str:
+def _per_task(value: str | Mapping[str, str], task: str) -> str:
+    """The entry of `value` (one for all, or by task, then by family) for `task`; '' if none."""
     if isinstance(value, str):
         return value
-    for key in (task, task.split("_", 1)[0]):
+    for key in (task, facts.family_of(task)):
         if key in value:
             return value[key]
-    raise ConfigError(f"{line_of(sweep.source, what)}: bench.sweep.Sweep.{what} has no entry for "
-                      f"task {task!r} or its family (it has {sorted(value)})")
+    return ""
 
 
 def line_of(path: str, text: str) -> str:
@@ -165,8 +174,6 @@ def check_sweep(sweep: Sweep) -> None:
         if direction not in DIRECTIONS:
             raise ConfigError(f"{line_of(where, 'direction')}: direction {direction!r}: expected "
                               "'min' or 'max'")
-    if not sweep.metric:
-        raise ConfigError(f"{where}: bench.sweep.Sweep.metric is not set (the selection metric)")
     if not sweep.spaces:
         raise ConfigError(f"{where}: bench.sweep.Sweep.spaces is empty")
     if sweep.design not in DESIGNS:

@@ -8,11 +8,11 @@ and the renderers mark 'better' and 'worse' alike (`MARKS`).
 **The class** of a row, which an objective on one (task, model) gets before any verdict:
 
 * `non-iterative`: the model has no test-time solver that descends the learned h (declared per
-  model in `NON_ITERATIVE_MODELS`), so a loss that shapes h for a solver has nothing to act on;
+  model in its family's facts, `bench.tasks.facts.ModelFacts.non_iterative`), so a loss that shapes h for a solver has nothing to act on;
 * `ill-posed`: the feasibility check (`bench.protocol.feasibility`, a table task, objective, verdict) says
   the objective's training problem on that task is ill-posed;
 * `floor`: every learned objective of the (task, model), the baseline included, is worse than the
-  task's non-learned reference (`REFERENCE_MODELS` per family, e.g. ICP alone), so the comparison
+  task's non-learned reference (`Facts.reference_models` of its family, e.g. ICP alone), so the comparison
   is between two failures;
 * `valid`: none of the above.
 
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.runner import recorded_facts as facts
 from bench.runner.config import ConfigError
 from bench.stats import holm
 
@@ -89,14 +90,6 @@ PLAIN_LIMIT = 1e-4  # a weight at or below this is the plain limit of the search
 #: the weight of the added term of each objective class that has one (what reaches plain at 0)
 WEIGHT_AXES = ("bench.objectives.DLC.weight", "bench.objectives.Margin.weight",
                "dlc.Euclidean.scale")
-#: models whose prediction is one forward pass: no solver descends the learned h
-NON_ITERATIVE_MODELS = {
-    "dcp": "one SVD on soft correspondences (Deep Closest Point)",
-    "prnet": "a fixed number of correspondence passes, not a descent on h",
-    "dhn": "direct 4-point regression (Deep Homography Network)",
-}
-#: the non-learned reference model of each task family (a row is `floor` below it)
-REFERENCE_MODELS = {"registration": "icp", "homography": "rawlk"}
 
 
 def reaches_plain_limit(spec: Mapping[str, Any]) -> bool:
@@ -154,7 +147,7 @@ def classify(table: pd.DataFrame, feasibility: Path | str | pd.DataFrame | None 
                 floors.add((task, model))
     classes = []
     for row in table.itertuples():
-        if row.model in NON_ITERATIVE_MODELS:
+        if facts.lookup(row.task, row.model).non_iterative:
             classes.append("non-iterative")
         elif (row.task, row.objective) in ill:
             classes.append("ill-posed")
@@ -192,12 +185,13 @@ def qualify(table: pd.DataFrame, feasibility: Path | str | pd.DataFrame | None =
 
 
 def reference_scores(values: pd.DataFrame) -> dict[str, float]:
-    """task -> mean score of its family's non-learned reference model (REFERENCE_MODELS) in a
-    values table (columns task, model, value)."""
+    """task -> mean score of its family's non-learned reference model (the first of
+    `Facts.reference_models` that has values) in a values table (columns task, model, value)."""
     out = {}
     for task, group in values.groupby("task"):
-        model = REFERENCE_MODELS.get(str(task).split("_", 1)[0])
-        mine = group[group["model"] == model]["value"]
-        if model and len(mine):
-            out[task] = float(mine.mean())
+        for model in facts.lookup(str(task)).reference_models:
+            mine = group[group["model"] == model]["value"]
+            if len(mine):
+                out[task] = float(mine.mean())
+                break
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.protocol.verdicts import ALPHA, MARKS
-from bench.report.metadata import display_name, family_of, refinement_of, unit_of
+from bench.report.metadata import display_name, refinement_of, unit_of
 from bench.report.numbers import format_interval, format_mean_std
 from bench.report.tables import latex_escape, latex_text, to_latex
 
@@ -31,7 +31,7 @@ def metric_text(task: str, model: str, metric: str, direction: str, raw: bool = 
     """`rot_iso_deg ↓ (degrees, after ICP)`: the name (raw or display), direction, unit and the
     refinement the value is measured after."""
     arrow = "↓" if direction == "min" else "↑"
-    extra = [unit_of(task, metric), refinement_of(family_of(task), model)]
+    extra = [unit_of(task, metric), refinement_of(task, model)]
     extra[1] = f"after {extra[1]}" if extra[1] else ""
     extra = [e for e in extra if e]
     name = metric if raw else display_name(metric)

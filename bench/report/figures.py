@@ -19,16 +19,14 @@ import pandas as pd
 
 from bench import stats
 from bench.report.metadata import (
-    ITERATION_LABELS,
     NARROW_SPAN,
     REFERENCE_METRICS,
-    REFERENCE_MODELS,
-    REFINEMENT_STARTS,
     display_name,
-    family_of,
+    figure_text,
     label,
-    model_label,
     objective_order,
+    reference_models,
+    refinement_start,
     unit_of,
 )
 from bench.report.palette import (  # noqa: F401 - KNOWN_STYLES re-exported
@@ -36,10 +34,11 @@ from bench.report.palette import (  # noqa: F401 - KNOWN_STYLES re-exported
     REFERENCE_STYLE,
     style,
 )
+from bench.runner import recorded_facts as facts
 
 
-def _model_title(model: str) -> str:
-    return f"{model} alone (nothing trained)" if model in REFERENCE_MODELS else model
+def _model_title(task: str, model: str) -> str:
+    return f"{model} alone (nothing trained)" if model in reference_models(task) else model
 
 
 def pyplot():
@@ -211,7 +210,7 @@ def training_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) ->
     fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 2.8), squeeze=False)
     axes = list(axes[0])
     _draw(axes[0], base_curves, "epoch")
-    unit = model_label(family_of(task, metrics), model, "base_loss", unit_of(task, "base_loss"))
+    unit = figure_text(task, model, "base_loss")
     axes[0].set_ylabel("task's base loss" + (f"\n({unit})" if unit else ""))
     _log_if_positive(axes[0], base_curves["mean"])
     _note_narrow(axes[0], base_curves)
@@ -223,7 +222,7 @@ def training_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) ->
     for ax in axes:
         ax.set_xlabel("epoch")
         _integer_ticks(ax)
-    _finish(fig, axes, f"{task} · {_model_title(model)}: training")
+    _finish(fig, axes, f"{task} · {_model_title(task, model)}: training")
     data = pd.concat([base_curves.assign(panel="base"), hinge_curves.assign(panel="hinge")])
     return save_figure(fig, data, path)
 
@@ -242,20 +241,18 @@ def iteration_figure(task: str, model: str, metrics: pd.DataFrame, metric: str, 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.4, 2.8))
     _draw(ax, curves, "iteration", ref)
-    family = family_of(task, data)
-    start = REFINEMENT_STARTS.get((family, model))
+    start = refinement_start(task, model)
     if start is not None:
         ax.axvline(start[0], color="#777777", linestyle=":", linewidth=1)
         ax.annotate(f"network ← | → {start[1]}", (start[0], 1.0),
                     xycoords=("data", "axes fraction"), xytext=(0, 3), textcoords="offset points",
                     fontsize=7, color="#555555", ha="center", va="bottom")
     _log_if_positive(ax, pd.concat([curves["mean"], ref["mean"] if ref is not None else None]))
-    ax.set_xlabel(model_label(family, model, "iteration",
-                              ITERATION_LABELS.get(family, "test-time solver iteration")))
+    ax.set_xlabel(figure_text(task, model, "iteration"))
     ax.set_ylabel(label(task, metric))
     _integer_ticks(ax)
     _note_narrow(ax, curves)
-    _finish(fig, [ax], f"{task} · {_model_title(model)}: {display_name(metric)} per iteration")
+    _finish(fig, [ax], f"{task} · {_model_title(task, model)}: {display_name(metric)} per iteration")
     drawn = curves if ref is None else pd.concat([curves, ref.rename(columns={"model": "objective"})
                                                   .assign(reference=True)])
     return save_figure(fig, drawn, path)
@@ -278,7 +275,7 @@ def success_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> 
     ax.set_xlabel(f"threshold ({unit_of(task, 'threshold') or 'distance'})")
     ax.set_ylabel("success rate (%)")
     ax.set_ylim(-2, 102)
-    _finish(fig, [ax], f"{task} · {_model_title(model)}: success rate vs threshold")
+    _finish(fig, [ax], f"{task} · {_model_title(task, model)}: success rate vs threshold")
     return save_figure(fig, curves, path)
 
 
@@ -302,7 +299,7 @@ def slice_figure(task: str, model: str, metrics: pd.DataFrame, path: Path) -> li
     if note:
         ax.text(0.5, 0.04, note, transform=ax.transAxes, ha="center", va="bottom", fontsize=6.5,
                 color="#555555")
-    _finish(fig, [ax], f"{task} · {_model_title(model)}: learned h along rays through w*")
+    _finish(fig, [ax], f"{task} · {_model_title(task, model)}: learned h along rays through w*")
     return save_figure(fig, curves, path)
 
 
@@ -368,9 +365,11 @@ def task_model_figures(task: str, model: str, metrics: pd.DataFrame, folder: Pat
     """Every figure of one (task, model); `reference`: metrics of a reference model of the task
     (drawn in its own style); `iterations=False` leaves out the per-iteration figures (for a
     reference model already drawn in the other models' figures). Returns the written files."""
+    if "family" in metrics:  # the family the runs recorded (`bench.report.reading.with_family`)
+        facts.learn(metrics[["task", "model", "family"]].drop_duplicates())
     stem = folder / f"{task}__{model}"
     made = training_figure(task, model, metrics, Path(f"{stem}_train"))
-    for metric in ("distance", "mace", "rot_iso_deg", "optimality_gap") if iterations else ():
+    for metric in facts.lookup(task, model).figure_metrics if iterations else ():
         same = reference if metric in REFERENCE_METRICS else None  # never another model's h
         made += iteration_figure(task, model, metrics, metric,
                                  Path(f"{stem}_test_iter_{metric}"), same)
@@ -381,7 +380,8 @@ def task_model_figures(task: str, model: str, metrics: pd.DataFrame, folder: Pat
 
 def reference_for(task_metrics: pd.DataFrame, model: str) -> pd.DataFrame | None:
     """Metrics of the task's reference models (nothing to train, e.g. ICP alone), for `model`."""
-    if model in REFERENCE_MODELS:
+    references = set().union(*(reference_models(t) for t in task_metrics.task.unique()))
+    if model in references:
         return None
-    ref = task_metrics[task_metrics.model.isin(REFERENCE_MODELS)]
+    ref = task_metrics[task_metrics.model.isin(references)]
     return ref if not ref.empty else None

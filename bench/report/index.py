@@ -15,7 +15,7 @@ writes only into `<results>/report/` (or `out`):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from bench.report import figures, tables
 from bench.report.metadata import (
     MAX_INTERVAL_COLUMNS,
     MAX_METRIC_COLUMNS,
-    REFERENCE_MODELS,
+    reference_models,
     refinement_of,
 )
 from bench.report.reading import (
@@ -132,12 +132,14 @@ def _family_caption(family: str, scale: str, seeds: str, metrics: Sequence[str],
     return " ".join(p for p in (head, tables.caption_definitions(metrics)) if p)
 
 
-def refinement_note(family: str, models: Sequence[str]) -> str:
-    """A caption sentence naming the models whose metrics are measured after a refinement."""
-    refined = sorted(m for m in models if refinement_of(family, m))
+def refinement_note(pairs: Iterable[tuple[str, str]]) -> str:
+    """A caption sentence naming the models whose metrics are measured after a refinement, from
+    the (task, model) pairs of a table."""
+    found = {m: refinement_of(t, m) for t, m in sorted(set(pairs)) if refinement_of(t, m)}
+    refined = sorted(found)
     if not refined:
         return ""
-    after = sorted({refinement_of(family, m) for m in refined})
+    after = sorted(set(found.values()))
     return (f" The metrics of {', '.join(refined)} are measured after {' / '.join(after)} "
             "refinement (the solver's last steps).")
 
@@ -172,7 +174,7 @@ def family_tables(family: str, values: pd.DataFrame, runs: pd.DataFrame,
                                       "" if kind == "final" else tables.interval_text(frame),
                                       baseline, single_seed=bool(len(final))
                                       and final["n"].max() < 2, split=split)
-            caption += refinement_note(family, sorted(values["model"].unique()))
+            caption += refinement_note(zip(values["task"], values["model"]))
             if kind != "final":
                 caption += tables.power_note(frame)
             stem = folder / f"{family}_{kind}_{group.replace('+', '_')}"
@@ -252,7 +254,7 @@ def _task_figures(task: str, task_metrics: pd.DataFrame, folder: Path) -> list[s
     """One section per model of `task` with its figures; returns index.md lines."""
     lines = []
     for model in sorted(task_metrics.model.unique()):
-        drawn_elsewhere = model in REFERENCE_MODELS and task_metrics.model.nunique() > 1
+        drawn_elsewhere = model in reference_models(task) and task_metrics.model.nunique() > 1
         made = figures.task_model_figures(task, model, task_metrics[task_metrics.model == model],
                                           folder, figures.reference_for(task_metrics, model),
                                           iterations=not drawn_elsewhere)

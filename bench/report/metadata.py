@@ -5,8 +5,9 @@ Directions (which value is best) are NOT here: they come only from each run's `r
 reader needs to interpret a number: its unit per task family (or task), a one-line definition for
 the table captions, and the group of metrics shown together in one table.
 
-Lookups go from the most specific key to the least: `(task, metric)`, then `(family, metric)`,
-then `metric`; a metric name with a number (`success@3`) is looked up by its stem (`success@`).
+A family's units, iteration label, reference models and refinements are its facts
+(`bench.tasks.facts`), read as the runs recorded them (`bench.runner.recorded_facts.lookup`; the registry for runs
+recorded before): a metric's unit is the task's, then the family's, then the shared `UNITS`.
 """
 
 from __future__ import annotations
@@ -16,45 +17,11 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-#: unit of a metric's value; `None` = dimensionless, "%" = percent of test examples.
-UNITS: dict[tuple[str, ...] | str, str] = {
-    ("alignment1d", "distance"): "samples",
-    ("alignment1d", "success@"): "%",
-    ("alignment1d", "threshold"): "samples",
-    ("alignment1d", "slice"): "× 16 samples",
-    ("homography", "distance"): "px",
-    ("homography", "mace"): "px",
-    ("homography", "trivial_mace"): "px",
-    ("homography", "success@"): "%",
-    ("homography", "threshold"): "px",
-    ("homography", "slice"): "× 8 px",
-    ("registration", "distance"): "rad ⊕ unit-sphere radius",
-    ("registration", "rot_iso_deg"): "degrees",
-    ("registration", "euler_mae_deg"): "degrees",
-    ("registration", "euler_rmse_deg"): "degrees",
-    ("registration", "trans_iso"): "unit-sphere radius",
-    ("registration", "rot_network_deg"): "degrees",
-    ("registration", "trans_network"): "unit-sphere radius",
-    ("registration", "trans_mae"): "unit-sphere radius",
-    ("registration", "trans_rmse"): "unit-sphere radius",
-    ("registration", "chamfer"): "unit-sphere radius²",
-    ("registration", "success_"): "%",
-    ("registration", "slice"): "× sampling radius",
-    ("sequence", "ce"): "nats",
-    ("sequence", "distance"): "probability (ℓ2)",
-    ("sequence_adding", "distance"): "absolute error",
-    ("sequence", "h"): "nats",
-    ("sequence_adding", "h"): "squared error",
-    ("sequence", "base_loss"): "nats",
-    ("sequence_adding", "base_loss"): "squared error",
-    ("sequence", "slice"): "× sampling radius",
-    ("sequence", "slice_note"): "softmax projection: t = 0 is softmax(w*), not w*,\n"
-                                "so the curve need not pass through 0",
-    ("sequence_adding", "slice_note"): "",
-    ("alignment1d", "base_loss"): "smooth-L1, samples",
-    ("alignment1d_nonlinear_energy", "base_loss"): "energy, dimensionless",
-    ("homography", "base_loss"): "LK energy, dimensionless",
-    ("registration", "base_loss"): "rotation + translation MSE",
+from bench.runner import recorded_facts as facts
+
+#: unit of a metric's value that is the same in every family (a family's units are its facts,
+#: `bench.tasks.facts.Facts.units`); `None` = dimensionless, "%" = percent of test examples.
+UNITS: dict[str, str] = {
     "accuracy": "%",
     "recall_accuracy": "%",
     "violation_rate": "share of rays",
@@ -79,23 +46,6 @@ DISPLAY_NAMES: dict[str, str] = {
     "chamfer": "Chamfer distance",
     "success_1deg": "success (1°, 0.01)",
     "success_5deg": "success (5°, 0.05)",
-}
-
-#: per-model overrides of the family's figure labels, keyed (family, model): a model whose base
-#: loss or test-time steps are not the family's (`iteration`, `base_loss`: the axis texts)
-MODEL_LABELS: dict[tuple[str, str], dict[str, str]] = {
-    ("homography", "dhn"): {
-        "iteration": "step (0: initial corners, then DHN's one-shot regression; no LK solver)",
-        "base_loss": "squared corner error, px²",
-    },
-}
-
-#: what one test-time step is, per family
-ITERATION_LABELS: dict[str, str] = {
-    "alignment1d": "Gauss-Newton iteration",
-    "homography": "Lucas-Kanade iteration (coarse to fine)",
-    "registration": "step (0: identity, then network passes, learned-feature ICP, then ICP)",
-    "sequence": "read-out checkpoint along the sequence (0: initial state)",
 }
 
 #: one-line definitions for captions (stems as in UNITS).
@@ -140,34 +90,49 @@ MAX_METRIC_COLUMNS = 4
 #: difference tables (`+d [lo, hi]` cells are wider)
 MAX_INTERVAL_COLUMNS = 2
 
-#: test-time steps at which a task's learned iterations end and a classical refinement begins
-#: (registration: step 0 is the identity, steps 1..K the network passes, then ICP; feature_icp's
-#: network pass is followed by its learned-feature ICP steps on h, then ICP).
-REFINEMENT_STARTS: dict[tuple[str, str], tuple[int, str]] = {
-    ("registration", "dcp"): (1, "ICP"),
-    ("registration", "prnet"): (3, "ICP"),
-    ("registration", "feature_icp"): (1, "learned-feature ICP on h, then ICP"),
-}
-
 #: metrics a reference model measures exactly as the trained models do (its line may share their
 #: axis); not `optimality_gap`, which each model measures on its own learned energy
 REFERENCE_METRICS = ("distance", "mace", "rot_iso_deg")
 #: a y-axis narrower than this share of the values' size says so on the plot
 NARROW_SPAN = 0.02
 
-#: models that have nothing to train: drawn as a reference (own style) in the other models' plots
-#: (`icp`: classical ICP; `rawlk`: classical Lucas-Kanade on raw intensities).
-REFERENCE_MODELS = ("icp", "rawlk")
-
-
 def family_of(task: str, frame: pd.DataFrame | None = None) -> str:
     """The family recorded for `task` in `frame`'s `family` column (from the runs' `Task.family`),
-    else read from the task name: `alignment1d_nonlinear` -> `alignment1d`."""
+    else from the runs' recorded facts or the registry (`bench.runner.recorded_facts.family_of`)."""
     if frame is not None and "family" in frame.columns:
         recorded = frame.loc[frame["task"] == task, "family"].dropna()
         if len(recorded) and recorded.iloc[0]:
             return str(recorded.iloc[0])
-    return task.split("_", 1)[0]
+    return facts.family_of(task)
+
+
+def short_name(task: str) -> str:
+    """`task` without its family's name in front (`alignment1d_same` -> `same`, for a caption
+    that names the family); a task named otherwise keeps its name."""
+    family = family_of(task)
+    return task.removeprefix(f"{family}_") if family and task != f"{family}_" else task
+
+
+def reference_models(task: str) -> tuple[str, ...]:
+    """The models with nothing to train of `task`'s family (`Facts.reference_models`): drawn as
+    a reference (own style) in the other models' plots (`icp`: classical ICP; `rawlk`: classical
+    Lucas-Kanade on raw intensities)."""
+    return tuple(facts.lookup(task).reference_models)
+
+
+def refinement_start(task: str, model: str) -> tuple[int, str] | None:
+    """(step, name): the test-time step at which `model`'s learned iterations end and a classical
+    refinement begins (registration: step 0 is the identity, steps 1..K the network passes, then
+    ICP), or None (`ModelFacts.refinement`)."""
+    start = facts.lookup(task, model).refinement
+    return (int(start[0]), str(start[1])) if start else None
+
+
+def figure_text(task: str, model: str, what: str) -> str:
+    """A figure text of `model` on `task` (`bench.tasks.facts.LABELS`: the iteration axis, the
+    base loss's unit): the model's own, else the family's."""
+    return facts.lookup(task, model).label(what) or (
+        "test-time solver iteration" if what == "iteration" else "")
 
 
 def stem(metric: str) -> str:
@@ -176,17 +141,15 @@ def stem(metric: str) -> str:
     return match.group(1) if match else metric
 
 
-def _lookup(table: dict, task: str, metric: str):
-    for key in ((task, metric), (family_of(task), metric), (task, stem(metric)),
-                (family_of(task), stem(metric)), metric, stem(metric)):
-        if key in table:
-            return table[key]
-    return None
-
-
 def unit_of(task: str, metric: str) -> str:
-    """The unit of `metric` in `task` ('' when dimensionless or unknown)."""
-    return _lookup(UNITS, task, metric) or ""
+    """The unit of `metric` in `task` ('' when dimensionless or unknown): the task's facts
+    (`Facts.units`, per-task differences applied), else the shared `UNITS`; a name with a number
+    (`success@3`) is looked up by its stem."""
+    own = facts.lookup(task).units
+    for table, key in ((own, metric), (own, stem(metric)), (UNITS, metric), (UNITS, stem(metric))):
+        if key in table:
+            return table[key] or ""
+    return ""
 
 
 def definition_of(metric: str) -> str:
@@ -219,17 +182,13 @@ def label(task: str, metric: str) -> str:
     return f"{display_name(metric)} ({unit})" if unit else display_name(metric)
 
 
-def model_label(family: str, model: str, what: str, default: str) -> str:
-    """A figure text of `model` (`MODEL_LABELS`), else the family's `default`."""
-    return MODEL_LABELS.get((family, model), {}).get(what, default)
-
-
-def refinement_of(family: str, model: str) -> str:
+def refinement_of(task: str, model: str) -> str:
     """The classical refinement after which `model`'s final metrics are measured ('ICP'), or ''.
     A reference model (ICP alone) is its own refinement."""
-    if (family, model) in REFINEMENT_STARTS:
-        return REFINEMENT_STARTS[(family, model)][1]
-    if model in REFERENCE_MODELS:
+    start = refinement_start(task, model)
+    if start is not None:
+        return start[1]
+    if model in reference_models(task):
         return model.upper()
     return ""
 

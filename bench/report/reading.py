@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.metadata import family_of
+from bench.runner import recorded_facts as facts
 from bench.runner.pooling import describe_mix, mixed_configs
 from bench.runner.result_tables import read_tables
 from bench.runner.store import COLUMNS
@@ -40,6 +41,7 @@ def load_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ReportInputError(
             f"{runs_path}: no runs table and no run folders; `python -m bench run` writes them")
     metrics, runs = read_tables(results)
+    facts.learn(runs)  # the facts the runs recorded (units, labels, reference models, ...)
     mixed = mixed_configs(runs)
     if mixed:
         raise ReportInputError(describe_mix(results, mixed))
@@ -98,7 +100,7 @@ def commits(runs: pd.DataFrame) -> list[str]:
 
 def with_family(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """`frame` (with a `task` column) plus `family`: as recorded in runs.parquet (`Task.family`),
-    else, for tables written before runs recorded it, the task name up to its first `_`."""
+    else, for tables written before runs recorded it, the registry's (`bench.tasks.facts`)."""
     families = {task: family_of(task, runs) for task in frame["task"].unique()}
     return frame.assign(family=frame["task"].map(families))
 

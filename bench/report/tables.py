@@ -26,11 +26,11 @@ from bench.report.metadata import (
     MAX_METRIC_COLUMNS,
     definition_of,
     display_name,
-    family_of,
     group_of,
     is_constant_baseline,
     objective_order,
     refinement_of,
+    short_name,
     stem,
     unit_of,
 )
@@ -232,7 +232,7 @@ def cell_text(row, exponent: int, latex: bool) -> str:
 
 def refinement(rows: pd.DataFrame) -> str:
     """The refinement ('ICP') after which every row's metrics are measured, else ''."""
-    afters = {refinement_of(family_of(t), m) for t, m in zip(rows["task"], rows["model"])}
+    afters = {refinement_of(t, m) for t, m in zip(rows["task"], rows["model"])}
     return afters.pop() if len(afters) == 1 else ""
 
 
@@ -261,7 +261,7 @@ def render(table: pd.DataFrame, metrics: Sequence[str], directions: dict[str, st
                                                    after) for m in present})
     wide = wide.reset_index().rename_axis(columns=None).fillna("—" if not latex else "--")
     if latex:  # the caption names the family: `alignment1d_same` -> `same`
-        wide["task"] = [t.split("_", 1)[1] if "_" in t else t for t in wide["task"]]
+        wide["task"] = [short_name(t) for t in wide["task"]]
         for col in KEYS:
             wide[col] = wide[col].map(latex_escape)
     return wide

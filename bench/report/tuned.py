@@ -37,6 +37,7 @@ from bench.protocol.verdicts import qualify, reference_scores
 from bench.report.figures import save_figure
 from bench.report.metadata import display_name
 from bench.report.tables import PREAMBLE
+from bench.runner import recorded_facts as facts
 from bench.runner.store import atomic_write_frame, atomic_write_text
 
 BASELINE = "plain"
@@ -59,6 +60,8 @@ def selection_values(folder: Path, sweep, run_ids: set[str] | None = None) -> pd
     if not path.is_file():
         return pd.DataFrame(columns=["task", "model", "objective", "seed", "metric", "direction",
                                      "value"])
+    if (Path(folder) / "runs.parquet").is_file():  # the facts its runs recorded
+        facts.learn(pd.read_parquet(Path(folder) / "runs.parquet"))
     frame = pd.read_parquet(path)
     frame = frame[(frame["phase"] == "test")
                   & (frame["run_id"].isin(run_ids) if run_ids is not None else True)]

@@ -135,7 +135,7 @@ class Experiment:
         skip, reason = self.task.skip(self.model, self.objective)
         if not skip:
             skip, reason = self.objective.skip(self.task)
-        if not skip and not getattr(self.model, "learned", True) and (
+        if not skip and not self.model.learned and (
                 type(self.objective).__name__ != "Plain" or self.init_from):
             return True, (f"{type(self.model).__name__} has nothing to train (a classical "
                           "reference): it runs with the 'plain' objective only, from scratch")

@@ -103,7 +103,9 @@ def check_seeds(seeds: Sequence[object], where: str) -> None:
 
 def check_budget(exp: Experiment, files: Sequence[Path], bindings: Sequence[str]) -> None:
     """Training and evaluation sizes that cannot run, as a `ConfigError` naming the binding."""
-    learned = getattr(exp.model, "learned", True)
+    from bench.tasks.base import Model  # (torch: only where cells are built)
+
+    learned = exp.model.learned if isinstance(exp.model, Model) else True
     if exp.epochs < 0 or (exp.epochs == 0 and learned):
         raise ConfigError(
             f"{where_bound(files, bindings, 'bench.run.Experiment', 'epochs')}: "

@@ -49,6 +49,7 @@ def scan_runs(results: Path) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
         if state.record is not None and not row["config_id"]:  # recorded before run.json held it
             row["config_id"] = derived_config_id(run, state.record)
         row["metric_directions"] = json.dumps(record.get("metric_directions") or {})
+        row["facts"] = json.dumps(record["facts"]) if record.get("facts") else ""
         problem = state.problem
         if not problem and (run / "metrics.parquet").exists():
             try:

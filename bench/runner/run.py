@@ -131,8 +131,8 @@ def _train_and_evaluate(cell: Cell, writer: RunWriter, rec: Recorder,
         record["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     if cell.parent and not cell.evaluate_only:
         record["init_from"] = init_from_parent(cell, exp)
-    if hasattr(exp.task, "describe"):
-        record["dlc_form"] = exp.task.describe()
+    record["dlc_form"] = exp.task.describe()
+    record["facts"] = exp.task.facts.resolve(cell.task, cell.model).as_dict()
     exp.model.to(device)
     exp.objective.setup(exp.task)
     exp.objective.to(device)

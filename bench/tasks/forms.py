@@ -16,7 +16,7 @@ and the base term of the DLC objective:
 
 `Plain` always trains the method's own loss. A family whose `h` is not descended by any
 test-time solver (the recurrent read-out of the `sequence` family) offers `'output'` only and is
-marked `dlc_style` (DLC-style, not DLC). `describe()` is what the runner records in run.json.
+marked `dlc_style` (DLC-style, not DLC). `Task.describe()` is what the runner records in run.json.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ class Forms:
     offers (`offered_h`); `dlc_style` marks an `h` no test-time solver descends."""
 
     offered_h: ClassVar[tuple[str, ...]] = H_FORMS
-    dlc_style: ClassVar[bool] = False
     #: the configurable whose `h` / `base` bindings set them (default: the task's class name)
     forms_configurable: ClassVar[str] = ""
     family: str
@@ -49,7 +48,3 @@ class Forms:
             raise ValueError(f"{name}.base must be one of {BASES}, got {base!r}")
         self.h_form, self.base = h, base
 
-    def describe(self) -> dict[str, object]:
-        """`{'family', 'h', 'base', 'dlc_style'}`: how DLC reads this task (recorded in run.json)."""
-        return {"family": self.family, "h": self.h_form, "base": self.base,
-                "dlc_style": self.dlc_style}

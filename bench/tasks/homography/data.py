@@ -268,13 +268,14 @@ class ImageFolderPairs:
     protocol or any other, modality `same` by default. `root` holds the training images, `test_root`
     the test images (default: a fixed hash-based 10% of `root`). Test pairs use a fixed seed."""
 
-    def __init__(self, root: str = gin.REQUIRED, test_root: str | None = None,
+    def __init__(self, root: str = "", test_root: str | None = None,
                  modality: str = "same", noise: float = 0.0, min_gradient: float = 0.03) -> None:
         self.root, self.test_root = root, test_root
         self.modality, self.noise, self.min_gradient = modality, noise, min_gradient
 
     def files(self, split: str) -> list[Path]:
-        folder = Path(self.test_root if split == "test" and self.test_root else self.root)
+        folder = Path(self.test_root if split == "test" and self.test_root else
+                      self.root or "(unbound: bind bench.tasks.homography.ImageFolderPairs.root)")
         if not folder.is_dir():
             raise FileNotFoundError(f"image folder {folder} does not exist (expected a folder of "
                                     f"{'/'.join(IMAGE_SUFFIXES)} files, e.g. MSCOCO train2014/)")
@@ -329,9 +330,9 @@ class DLKNFolder:
     Splits: `train_split` for 'train', `test_split` for 'test'. Files f times the protocol's sizes
     (f integer) are downscaled exactly (labels re-derived through H). n <= 0: all pairs."""
 
-    def __init__(self, root: str = gin.REQUIRED, train_split: str = "train2014",
+    def __init__(self, root: str = "", train_split: str = "train2014",
                  test_split: str = "val2014") -> None:
-        self.root = Path(root)
+        self.root = Path(root or "(unbound: bind bench.tasks.homography.DLKNFolder.root)")
         self.splits = {"train": train_split, "test": test_split}
 
     def triples(self, split: str) -> list[tuple[Path, Path, Path]]:

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.tasks.base import Model
+
 
 @dataclass
 class Regression:
@@ -53,7 +55,7 @@ def normalised_pyramid(inputs: list[torch.Tensor], templates: list[torch.Tensor]
 
 
 @gin.configurable(module="bench.tasks.homography")
-class DHNRegressor(nn.Module):
+class DHNRegressor(Model):
     """Conv (stride-2) stack on the 2-channel pair -> global pool -> 8 offsets * `output_scale` px.
     Input: input [B, s, s], template [B, t, t]; the input's centre t x t crop is stacked."""
 
@@ -78,7 +80,7 @@ class DHNRegressor(nn.Module):
 
 
 @gin.configurable(module="bench.tasks.homography")
-class DeepLKFeatures(nn.Module):
+class DeepLKFeatures(Model):
     """Per branch: `depth` 3x3 conv + GELU layers at full resolution, then for each of `levels`
     levels an average pool by 2^l and a 3x3 conv head to one channel. `shared`: one branch for both
     images (same modality); two by default (multimodal, as DLKN's two feature networks)."""
@@ -112,7 +114,7 @@ class DeepLKFeatures(nn.Module):
 
 
 @gin.configurable(module="bench.tasks.homography")
-class RawPyramid(nn.Module):
+class RawPyramid(Model):
     """No learning: the images and their 2^l average pools, normalised per level by
     `normalise_pair` (classical inverse-compositional LK on raw intensities, the `rawlk`
     reference model). One dummy parameter so optimizers accept it; train it with 0 epochs."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -82,3 +83,37 @@ def dem() -> np.ndarray:
     from matplotlib import cbook
 
     return np.asarray(cbook.get_sample_data("jacksboro_fault_dem.npz")["elevation"], np.float32)
+
+
+def write_stand_in_images(folder: Path, n: int, size: int, seed: int = 0) -> None:
+    """`n` generated `size` x `size` gray PNG textures under `folder` (offline checks of the
+    image-folder sources)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        texture = ndimage.gaussian_filter(rng.uniform(0, 1, (size, size)), 2.0)
+        texture = (texture - texture.min()) / max(float(np.ptp(texture)), 1e-6)
+        Image.fromarray((255 * texture).astype(np.uint8)).save(folder / f"{i}.png")
+
+
+def write_stand_in_dlkn(root: Path, split: str, n: int, size: int, template: int,
+                        seed: int = 0) -> None:
+    """`n` generated DLKN triples of `split` under `root` (`{split}_input/`, `{split}_template/`,
+    `{split}_label/<name>_label.txt`, corners shifted by (2, -1) px) for offline checks."""
+    import json
+
+    write_stand_in_images(root / f"{split}_input", n, size, seed)
+    write_stand_in_images(root / f"{split}_template", n, template, seed + 1)
+    (root / f"{split}_label").mkdir(parents=True, exist_ok=True)
+    m = (size - template) // 2
+    corners = [(m, m), (m + template - 1, m), (m, m + template - 1),
+               (m + template - 1, m + template - 1)]
+    keys = (("top_left_u", "top_left_v"), ("top_right_u", "top_right_v"),
+            ("bottom_left_u", "bottom_left_v"), ("bottom_right_u", "bottom_right_v"))
+    location = [{u: x + 2.0, v: y - 1.0} for (u, v), (x, y) in zip(keys, corners)]
+    for i in range(n):
+        (root / f"{split}_label" / f"{i}_label.txt").write_text(
+            json.dumps({"location": location}))
+

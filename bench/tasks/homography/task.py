@@ -21,6 +21,7 @@ beat; a constant baseline in the reports).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import gin
@@ -29,9 +30,11 @@ import torch.nn.functional as F
 from kornia.geometry.linalg import transform_points
 from torch import nn
 
-from bench.tasks.base import Batch, Task
+from bench.tasks.base import Batch, FixedPoint, Task
+from bench.tasks.facts import Facts, ModelFacts
 from bench.tasks.forms import Base, Forms, HForm
-from bench.tasks.homography.data import DLKNProtocol
+from bench.tasks.homography import sources
+from bench.tasks.homography.data import DLKNFolder, DLKNProtocol, ImageFolderPairs
 from bench.tasks.homography.geometry import (
     homography_to_offsets,
     mace,
@@ -58,6 +61,23 @@ def _unit_to_pixels(size: int, like: torch.Tensor) -> torch.Tensor:
     return like.new_tensor([[c, 0, c], [0, c, c], [0, 0, 1]])
 
 
+#: what reports, verdicts and sweeps know about the family (`bench.tasks.facts`)
+FACTS = Facts(
+    family="homography",
+    units={"distance": "px", "mace": "px", "trivial_mace": "px", "success@": "%",
+           "threshold": "px", "slice": "× 8 px", "base_loss": "LK energy, dimensionless"},
+    iteration="Lucas-Kanade iteration (coarse to fine)",
+    figure_metrics=("distance", "mace", "optimality_gap"),
+    selection=("mace", "min"),
+    reference_models=("rawlk",),
+    models={"dhn": ModelFacts(
+        non_iterative="direct 4-point regression (Deep Homography Network)",
+        labels={"iteration": "step (0: initial corners, then DHN's one-shot regression; no LK "
+                             "solver)",
+                "base_loss": "squared corner error, px²"})},
+)
+
+
 @gin.configurable(module="bench.tasks.homography")
 class HomographyTask(Forms, Task):
     """Homography estimation (see the module docstring).
@@ -81,6 +101,20 @@ class HomographyTask(Forms, Task):
     """
 
     family = "homography"
+    facts = FACTS
+    #: raw intensities of the same modality without noise: the LK energy is 0 at w* (generated
+    #: pairs at the task's protocol: a folder's pairs carry no exact warp)
+    fixed_point = FixedPoint(
+        bindings=("bench.tasks.homography.HomographyTask.data = "
+                  "@bench.tasks.homography.SyntheticPairs()",
+                  "bench.tasks.homography.SyntheticPairs.modality = 'same'",
+                  "bench.tasks.homography.SyntheticPairs.noise = 0.0",
+                  "bench.tasks.homography.HomographyTask.n_test = 8",
+                  "bench.run.Experiment.model = @bench.tasks.homography.RawPyramid()"),
+        tolerance=0.1,
+        why="inverse-compositional LK on raw, noise-free pairs: bilinear resampling of the warped "
+            "input and the pyramid's average pools leave the energy's minimum within a fraction "
+            "of a pixel of w* (0.023 px at most on 8 smoke test pairs); offsets span +-rho px")
 
     def __init__(self, data: Any = gin.REQUIRED, protocol: Any = None, n_train: int = 1024,
                  n_test: int = 256, iterations: int = 10, tol: float = 1e-3,
@@ -107,6 +141,20 @@ class HomographyTask(Forms, Task):
 
     def missing_data(self) -> str:
         return self.data.missing()
+
+    def stand_in(self, folder: Path) -> list[str]:
+        s, t = self.protocol.input_size, self.protocol.template_size
+        if isinstance(self.data, DLKNFolder):
+            for split in self.data.splits.values():
+                sources.write_stand_in_dlkn(folder, split, 12, s, t)
+            return [f"bench.tasks.homography.DLKNFolder.root = '{folder}'"]
+        if isinstance(self.data, ImageFolderPairs):
+            size = 2 * s  # room for the protocol's crops
+            sources.write_stand_in_images(folder / "train", 12, size)
+            sources.write_stand_in_images(folder / "test", 6, size, seed=1)
+            return [f"bench.tasks.homography.ImageFolderPairs.root = '{folder / 'train'}'",
+                    f"bench.tasks.homography.ImageFolderPairs.test_root = '{folder / 'test'}'"]
+        return []
 
     def _source(self, split: str):
         """The source's 'train' or 'test' split (before the validation split is carved)."""
@@ -200,10 +248,11 @@ class HomographyTask(Forms, Task):
                 break
         return out
 
-    def _lucas_kanade(self, outputs: Pyramid, steps: int, tol: float | None) -> torch.Tensor:
-        """Coarse-to-fine IC-LK from w = 0; returns [levels * steps + 1, B, 4, 2]."""
+    def _lucas_kanade(self, outputs: Pyramid, steps: int, tol: float | None,
+                      start: torch.Tensor | None = None) -> torch.Tensor:
+        """Coarse-to-fine IC-LK from `start` (default w = 0); returns [levels * steps + 1, B, 4, 2]."""
         ref = outputs.templates[0]
-        w = ref.new_zeros(ref.shape[0], 4, 2)
+        w = start if start is not None else ref.new_zeros(ref.shape[0], 4, 2)
         trace = [w]
         for level in reversed(range(len(outputs.inputs))):
             trace += self._lk_level(outputs.inputs[level], outputs.templates[level], level,
@@ -220,10 +269,12 @@ class HomographyTask(Forms, Task):
         final = self._lucas_kanade(outputs, self.unroll, tol=None)[-1]
         return F.smooth_l1_loss(final, target)
 
-    def solve(self, model: nn.Module, outputs: Pyramid | Regression, batch: Batch) -> torch.Tensor:
-        if isinstance(outputs, Regression):
-            return torch.stack([torch.zeros_like(outputs.offsets), outputs.offsets])
-        return self._lucas_kanade(outputs, self.iterations, self.tol)
+    def solve(self, model: nn.Module, outputs: Pyramid | Regression, batch: Batch,
+              start: torch.Tensor | None = None) -> torch.Tensor:
+        if isinstance(outputs, Regression):  # one-shot: the start is only the first iterate
+            first = start if start is not None else torch.zeros_like(outputs.offsets)
+            return torch.stack([first, outputs.offsets])
+        return self._lucas_kanade(outputs, self.iterations, self.tol, start)
 
     def extras(self, model: nn.Module, outputs: Any, batch: Batch,
                iterates: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -24,11 +24,14 @@ solver started at w* stays there (a fixed point, whatever the weights).
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import gin
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench.tasks.base import Model
 from bench.tasks.registration import geometry as geo
 
 
@@ -69,8 +72,18 @@ def descend(network: nn.Module, src: torch.Tensor, tgt: torch.Tensor, init: torc
     return torch.stack(out) if out else init.new_zeros((0, *init.shape))
 
 
+@runtime_checkable
+class LearnedSolver(Protocol):
+    """A registration model whose test-time solver descends its own learned energy: the task
+    takes its `energy` as h and runs `descend` after the network's passes (`FeatureICP`)."""
+
+    def energy(self, src: torch.Tensor, tgt: torch.Tensor, w: torch.Tensor) -> torch.Tensor: ...
+
+    def descend(self, src: torch.Tensor, tgt: torch.Tensor, init: torch.Tensor) -> torch.Tensor: ...
+
+
 @gin.configurable(module="bench.tasks.registration")
-class FeatureICP(nn.Module):
+class FeatureICP(Model):
     """A registration network (`network`, a `DCPNet`) whose test-time solver is learned-feature ICP
     on its own h (module docstring): the network's passes give the start, `steps` alternating
     correspondence / Procrustes steps descend h, classical ICP refines after (task's

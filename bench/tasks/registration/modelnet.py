@@ -61,3 +61,23 @@ def shape_names(root: str | Path) -> list[str]:
     """The category names in `root/shape_names.txt`, in label order."""
     return [line.strip() for line in (Path(root) / "shape_names.txt").read_text().splitlines()
             if line.strip()]
+
+
+def write_stand_in(root: str | Path, points: int, shapes: tuple[int, int] = (8, 4),
+                   seed: int = 0) -> None:
+    """Small generated files in the ModelNet40 layout under `root` (offline checks): `shapes`
+    random clouds of `points` points in the unit ball for train and test, train labels in
+    0..19 and test labels in 20..39 (both 'seen' and 'unseen' splits have data)."""
+    import h5py
+
+    folder = Path(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for (part, first), count in zip((("train", 0), ("test", 20)), shapes):
+        cloud = rng.normal(size=(count, points, 3))
+        cloud *= rng.uniform(0, 1, (count, points, 1)) ** (1 / 3) / np.linalg.norm(
+            cloud, axis=-1, keepdims=True)
+        with h5py.File(folder / f"ply_data_{part}0.h5", "w") as f:
+            f["data"] = cloud.astype(np.float32)
+            f["label"] = (first + np.arange(count) % 20).astype(np.uint8)[:, None]
+    (folder / "shape_names.txt").write_text("\n".join(f"shape{i}" for i in range(40)) + "\n")

@@ -17,6 +17,8 @@ import gin
 import torch
 from torch import nn
 
+from bench.tasks.base import Model
+
 
 def _knn_edges(x: torch.Tensor, k: int) -> torch.Tensor:
     """EdgeConv inputs: x [B, N, C] -> [B, N, k, 2C] = (x_j - x_i, x_i) over the k nearest j."""
@@ -70,7 +72,7 @@ class DGCNNEmbedding(nn.Module):
 
 
 @gin.configurable(module="bench.tasks.registration")
-class DCPNet(nn.Module):
+class DCPNet(Model):
     """DCP-like feature network (see the module docstring).
 
     Args:
@@ -115,7 +117,7 @@ class DCPNet(nn.Module):
 
 
 @gin.configurable(module="bench.tasks.registration")
-class ICPOnly(nn.Module):
+class ICPOnly(Model):
     """Classical point-to-point ICP from the identity: no network (the task skips the network
     iterations for it). One dummy parameter so optimizers accept it; train it with 0 epochs."""
 

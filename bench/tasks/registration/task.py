@@ -38,6 +38,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import gin
@@ -46,11 +47,17 @@ import torch
 from torch import nn
 
 from bench.metrics import Metric, Trace
-from bench.tasks.base import Batch, Task
+from bench.tasks.base import Batch, FixedPoint, Task
 from bench.tasks.dataset_cache import cached_dataset
+from bench.tasks.facts import Facts, ModelFacts
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.registration import geometry as geo
-from bench.tasks.registration.modelnet import load_modelnet40, missing_modelnet40
+from bench.tasks.registration.feature_icp import LearnedSolver
+from bench.tasks.registration.modelnet import (
+    load_modelnet40,
+    missing_modelnet40,
+    write_stand_in,
+)
 from bench.tasks.registration.pairs import PROTOCOLS, make_pairs
 from bench.tasks.registration.shapes import FAMILIES, make_shapes
 from dlc import RigidTransform, Space
@@ -89,6 +96,30 @@ class RootMean(Metric):
         return trace.extras[self.key].mean(dim=1).sqrt()
 
 
+#: what reports, verdicts and sweeps know about the family (`bench.tasks.facts`); the refinement
+#: starts where the network's passes end (dcp 1, prnet 3; feature_icp: its learned-feature ICP)
+FACTS = Facts(
+    family="registration",
+    units={"distance": "rad ⊕ unit-sphere radius", "rot_iso_deg": "degrees",
+           "euler_mae_deg": "degrees", "euler_rmse_deg": "degrees",
+           "trans_iso": "unit-sphere radius", "rot_network_deg": "degrees",
+           "trans_network": "unit-sphere radius", "trans_mae": "unit-sphere radius",
+           "trans_rmse": "unit-sphere radius", "chamfer": "unit-sphere radius²", "success_": "%",
+           "slice": "× sampling radius", "base_loss": "rotation + translation MSE"},
+    iteration="step (0: identity, then network passes, learned-feature ICP, then ICP)",
+    figure_metrics=("distance", "rot_iso_deg", "optimality_gap"),
+    selection=("rot_iso_deg", "min"),
+    reference_models=("icp",),
+    models={
+        "dcp": ModelFacts(non_iterative="one SVD on soft correspondences (Deep Closest Point)",
+                          refinement=(1, "ICP")),
+        "prnet": ModelFacts(non_iterative="a fixed number of correspondence passes, not a "
+                                          "descent on h", refinement=(3, "ICP")),
+        "feature_icp": ModelFacts(refinement=(1, "learned-feature ICP on h, then ICP")),
+    },
+)
+
+
 @gin.configurable(module="bench.tasks.registration")
 class Registration(Forms, Task):
     """Rigid point-cloud registration (see the module docstring).
@@ -119,6 +150,17 @@ class Registration(Forms, Task):
     """
 
     family = "registration"
+    facts = FACTS
+    #: noise-free, fully overlapping pairs with exact correspondences (the DCP protocol without
+    #: jitter) and ICP alone: w* is an exact fixed point of ICP
+    fixed_point = FixedPoint(
+        bindings=("bench.tasks.registration.Registration.jitter = 0.0",
+                  "bench.tasks.registration.Registration.protocol = 'dcp'",
+                  "bench.run.Experiment.model = @bench.tasks.registration.ICPOnly()"),
+        tolerance=1e-4,
+        why="ICP from w* on noise-free pairs: every nearest neighbour is the point's own image, "
+            "so Procrustes returns w* up to float32 round-off (4e-8 at most on 8 smoke test "
+            "pairs, in rad + unit-sphere radius)")
 
     def __init__(
         self,
@@ -185,6 +227,12 @@ class Registration(Forms, Task):
     def missing_data(self) -> str:
         return missing_modelnet40(self.root) if self.source == "modelnet40" else ""
 
+    def stand_in(self, folder: Path) -> list[str]:
+        if self.source != "modelnet40":
+            return []
+        write_stand_in(folder, self.raw_points)
+        return [f"bench.tasks.registration.Registration.root = '{folder}'"]
+
     def _shapes(self, split: str) -> dict[str, np.ndarray]:
         """Shapes of `split`: `data` [S, P, 3], `label` [S] (numpy)."""
         if self.source == "modelnet40":
@@ -225,7 +273,7 @@ class Registration(Forms, Task):
     def forward(self, model: nn.Module, batch: Batch) -> Outputs:
         src, tgt = batch["src"], batch["tgt"]
         current = geo.identity(src.shape[0], src)
-        if not getattr(model, "learned", True):
+        if not model.learned:
             return Outputs(src, tgt, None, current.new_zeros((0, *current.shape)))
         passes = self.train_iterations if model.training else self.iterations
         estimates, matched = [], None
@@ -236,7 +284,7 @@ class Registration(Forms, Task):
             matched = torch.softmax(logits, dim=-1) @ tgt  # [B, N, 3]
             current = geo.procrustes(moved, matched) @ current.detach()
             estimates.append(current)
-        energy = model.energy if hasattr(model, "energy") else None
+        energy = model.energy if isinstance(model, LearnedSolver) else None
         return Outputs(src, tgt, matched, torch.stack(estimates),
                        None if energy is None else partial(energy, src, tgt))
 
@@ -276,10 +324,16 @@ class Registration(Forms, Task):
             return model.unused * 0.0
         return self.per_example_loss(outputs, target[None]).mean()
 
-    def solve(self, model: nn.Module, outputs: Outputs, batch: Batch) -> torch.Tensor:
-        start = geo.identity(outputs.src.shape[0], outputs.src)[None]
-        iterates = torch.cat([start, outputs.estimates])
-        if hasattr(model, "descend"):
+    def solve(self, model: nn.Module, outputs: Outputs, batch: Batch,
+              start: torch.Tensor | None = None) -> torch.Tensor:
+        """From the identity: the network's passes, the learned solver's steps, then ICP. From
+        `start` [B, 4, 4]: the learned solver's steps and ICP (the passes take no start)."""
+        if start is not None:
+            iterates = start[None]
+        else:
+            first = geo.identity(outputs.src.shape[0], outputs.src)[None]
+            iterates = torch.cat([first, outputs.estimates])
+        if isinstance(model, LearnedSolver):
             iterates = torch.cat([iterates, model.descend(outputs.src, outputs.tgt, iterates[-1])])
         refined = geo.icp(outputs.src, outputs.tgt, iterates[-1], self.icp_iterations,
                           self.icp_max_distance)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import gin
@@ -164,6 +165,13 @@ class MNIST(_Classification):
 
     def missing_data(self) -> str:
         return "" if self.source == "hf" else mnist.missing_mnist(self.root)
+
+    def stand_in(self, folder: Path) -> list[str]:
+        if self.source == "hf":
+            return []
+        mnist.write_stand_in(folder)
+        return [f"bench.tasks.sequence.task.MNIST.root = '{folder}'",
+                "bench.tasks.sequence.task.MNIST.source = 'idx'"]
 
     def _source(self, split: str):
         """The official 'train' or 'test' split (before the validation split is carved)."""

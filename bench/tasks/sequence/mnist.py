@@ -14,6 +14,7 @@ normalises with (0.1307, 0.3081) and applies the permutation (Le et al. 2015 pro
 from __future__ import annotations
 
 import gzip
+import struct
 import zlib
 from pathlib import Path
 
@@ -115,3 +116,23 @@ def load_hf_mnist(split: str, name: str = "ylecun/mnist") -> tuple[np.ndarray, n
     data = datasets.load_dataset(name, split=split)
     images = np.stack([np.asarray(img, dtype=np.uint8).reshape(-1) for img in data["image"]])
     return images, np.asarray(data["label"], dtype=np.int64)
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
+    """Write `array` (uint8) as an IDX file, as LeCun's files are laid out (gzipped if asked)."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    blob = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(blob) if compress else blob)
+    return path
+
+
+def write_stand_in(root: str | Path, n: int = 20, seed: int = 0) -> None:
+    """Small generated IDX files of both splits under `root` (offline checks): `n` random 28 x 28
+    images with labels 0..9 each."""
+    folder = Path(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for images, labels in FILES.values():
+        write_idx(folder / images, rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
+        write_idx(folder / labels, np.arange(n, dtype=np.uint8) % 10)

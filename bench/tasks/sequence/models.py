@@ -16,11 +16,22 @@ import gin
 import torch
 from torch import nn
 
+from bench.tasks.base import Model
+
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
+class SequenceModel(Model):
+    """A model of the `sequence` family: declares the features per step it reads
+    (`input_size`) and the size of its read-out (`output_size`), which the task checks."""
+
+    family = "sequence"
+    input_size: int
+    output_size: int
+
+
 @gin.configurable(module="bench.tasks.sequence.models")
-class Recurrent(nn.Module):
+class Recurrent(SequenceModel):
     """A stacked recurrent network with a linear read-out at every step.
 
     Args:

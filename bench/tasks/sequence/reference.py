@@ -18,9 +18,11 @@ import gin
 import torch
 from torch import nn
 
+from bench.tasks.sequence.models import SequenceModel
+
 
 @gin.configurable(module="bench.tasks.sequence.reference")
-class FlatGRU(nn.Module):
+class FlatGRU(SequenceModel):
     """(Bi)directional GRU, all steps' outputs flattened into one linear read-out.
 
     Args:

@@ -44,8 +44,10 @@ from torch import nn
 from bench.metrics import Metric, Trace
 from bench.tasks.base import Batch, Task
 from bench.tasks.dataset_cache import cached_dataset
+from bench.tasks.facts import Facts, TaskFacts
 from bench.tasks.forms import Base, Forms, HForm
 from bench.tasks.sequence import generators
+from bench.tasks.sequence.models import SequenceModel
 from dlc import Euclidean, Simplex, Space
 
 RECIPE_VERSION = 1  # bump when a generator changes: it is part of the cache key
@@ -100,6 +102,23 @@ class Escaped(Metric):
 
 
 # --- the family's base class --------------------------------------------------------------------
+#: what reports, verdicts and sweeps know about the family (`bench.tasks.facts`)
+FACTS = Facts(
+    family="sequence",
+    units={"ce": "nats", "distance": "probability (ℓ2)", "h": "nats", "base_loss": "nats",
+           "slice": "× sampling radius",
+           "slice_note": "softmax projection: t = 0 is softmax(w*), not w*,\n"
+                         "so the curve need not pass through 0"},
+    iteration="read-out checkpoint along the sequence (0: initial state)",
+    figure_metrics=("distance", "optimality_gap"),
+    selection=("accuracy", "max"),
+    tasks={"sequence_adding": TaskFacts(units={"distance": "absolute error", "h": "squared error",
+                                               "base_loss": "squared error", "slice_note": ""},
+                                        selection=("mse", "min")),
+           "sequence_copy": TaskFacts(selection=("recall_accuracy", "max"))},
+)
+
+
 @gin.configurable(module="bench.tasks.sequence.task")
 class SequenceTask(Forms, Task):
     """Shared machinery; subclasses define the data, `input_size`, `output_size` and `trivial`.
@@ -122,6 +141,7 @@ class SequenceTask(Forms, Task):
     """
 
     family = "sequence"
+    facts = FACTS
     offered_h = ("output",)
     dlc_style = True
     forms_configurable = "SequenceTask"
@@ -175,7 +195,8 @@ class SequenceTask(Forms, Task):
         skip, reason = super().skip(model, objective)
         if skip:
             return skip, reason
-        sizes = (getattr(model, "input_size", None), getattr(model, "output_size", None))
+        sizes = ((model.input_size, model.output_size) if isinstance(model, SequenceModel)
+                 else (None, None))
         if sizes != (self.input_size, self.output_size):
             return True, (f"model {type(model).__name__} has (input, output) sizes {sizes}, "
                           f"task {type(self).__name__} needs {(self.input_size, self.output_size)}")
