@@ -99,7 +99,7 @@ def _overfull(folder: Path, table: str, width: str = "") -> list[float]:
 
 def test_tuned_comparison_fits_a_two_column_text_width(tmp_path: Path) -> None:
     _need_tools()
-    table = pd.read_csv(REPO / "results" / "cpu" / "report" / "comparisons.csv")  # real names
+    table = pd.read_csv(REPO / "results" / "cpu_66f1d96_8trials_1seed" / "report" / "comparisons.csv")  # real names
     table["unmatched"] = table["unmatched"].map(json.loads)
     text = comparison_latex(table, "plain", "Tuned", "t:c")
     assert r"\begin{table*}" in text and r"\small" in text and "adjustbox" not in text

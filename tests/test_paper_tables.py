@@ -119,7 +119,7 @@ def test_report_on_a_tuning_folder_writes_latex_tables(tmp_path: Path, monkeypat
 
     monkeypatch.setattr(tuned, "save_figure", keep)
     copy = tmp_path / "cpu"
-    shutil.copytree(REPO / "results" / "cpu", copy, ignore=shutil.ignore_patterns("report"))
+    shutil.copytree(REPO / "results" / "cpu_66f1d96_8trials_1seed", copy, ignore=shutil.ignore_patterns("report"))
     assert main(["report", str(copy)]) == 0
     assert overlaps and not {k: v for k, v in overlaps.items() if v}
     tex = (copy / "report" / "comparisons.tex").read_text()

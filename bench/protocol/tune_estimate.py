@@ -1,5 +1,5 @@
 """What a `bench tune` run costs before it runs: cells per phase and their time, from measured
-per-cell wall times (a results folder's `runs.parquet`, e.g. the committed `results/cpu`).
+per-cell wall times (a results folder's `runs.parquet`, e.g. the committed `results/cpu_66f1d96_8trials_1seed`).
 
 A combination never measured borrows the median time of the same task and model under the
 objective 'dlc' (then any objective), and says so in the `source` column. The smaller budgets'

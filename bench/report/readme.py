@@ -5,8 +5,8 @@
 `--check` writes nothing and exits 1 naming each block that differs (`tests/test_readme_tables.py`
 runs it). Blocks:
 
-* `cpu-tuned`: the tuned comparison, `results/cpu/report/comparisons.csv` (written by
-  `python -m bench report results/cpu` from `results/cpu/final/results.parquet`);
+* `cpu-tuned`: the tuned comparison, `results/cpu_66f1d96_8trials_1seed/report/comparisons.csv` (written by
+  `python -m bench report results/cpu_66f1d96_8trials_1seed` from `results/cpu_66f1d96_8trials_1seed/final/results.parquet`);
 * `cpu-budget0`: chosen rows (`readme_cpu.BUDGET0_ROWS`) of plain vs dlc in `results/cpu_budget0`, from its
   `results.parquet`/`runs.parquet` with the report's own statistics (`bench.report.tables`);
 * the blocks of `BLOCKS` in `bench.report.readme_checks`, `readme_sequence`, `readme_cpu` and
@@ -66,7 +66,7 @@ def _minus(text: str) -> str:
 
 def cpu_tuned(repo: Path = REPO) -> str:
     """The tuned comparison table (test split, winners, 10 final seeds)."""
-    table = pd.read_csv(repo / "results" / "cpu" / "report" / "comparisons.csv")
+    table = pd.read_csv(repo / "results" / "cpu_66f1d96_8trials_1seed" / "report" / "comparisons.csv")
     table["unmatched"] = table["unmatched"].map(json.loads)
 
     def verdict(word: str) -> str:

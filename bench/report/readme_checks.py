@@ -18,6 +18,8 @@ BUDGET_RUNS = [("rawlk_s0", 0), ("e6_s0", 6), ("e12_s0", 12), ("e12_s1", 12), ("
                ("e24_s0", 24)]
 BUDGET_NOTES = {"e12_s2": " (quiet machine, merged main)"}
 ICP = f"{CHECKS}/registration_feature_icp"
+#: the same check at the cpu scale (12 epochs, 691 training pairs, landscape on)
+ICP_CPU = f"{CHECKS}/registration_feature_icp_cpu"
 KL = f"{CHECKS}/sequence_kl"
 #: (label, task, objective) of the KL-form table's rows
 KL_ROWS = [("plain (`sequence_mnist1d`)", "sequence_mnist1d", "plain"),
@@ -60,31 +62,35 @@ def _e12(repo: Path) -> pd.Series:
     return pd.Series([_budget(repo, r, "mace") for r, e in BUDGET_RUNS if e == 12])
 
 
-def _icp(repo: Path, metric: str, objective: str, step: int | None = None) -> pd.Series:
-    return values(repo, ICP, metric, phase="val_iter" if step is not None else "val",
+def _icp(repo: Path, metric: str, objective: str, step: int | None = None,
+         folder: str = ICP) -> pd.Series:
+    return values(repo, folder, metric, phase="val_iter" if step is not None else "val",
                   step=step, objective=objective)
 
 
-def feature_icp(repo: Path) -> str:
-    """Learned-feature ICP, plain vs DLC: rotation errors along the solver, mean ± sd over
-    seeds."""
-    rows = []
-    for name, objective in (("plain", "plain"), ("DLC (β = 1, μ = 0.2)", "dlc")):
-        rows.append((name, *(mean_std(s) + "°" for s in (
-            _icp(repo, "rot_iso_deg", objective, 1), _icp(repo, "rot_network_deg", objective),
-            _icp(repo, "rot_iso_deg", objective))),
-            mean_std(_icp(repo, "trans_network", objective)),
-            mean_std(_icp(repo, "optimality_gap", objective)),
-            f"{_icp(repo, 'spurious_minimum', objective).mean():.0f} %"))
-    return markdown(rows, ["`val`, mean ± sd over 3 seeds", "DCP pass (step 1)",
-                           "network's own: after learned-feature ICP (step 11, `rot_network_deg`)",
-                           "after ICP (step 31, `rot_iso_deg`)", "`trans_network`",
-                           "optimality gap (final)", "spurious minimum"])
+def feature_icp_table(folder: str) -> Callable[[Path], str]:
+    """Learned-feature ICP, plain vs DLC, in `folder`: rotation errors along the solver, mean ± sd
+    over seeds."""
+    def block(repo: Path) -> str:
+        rows = []
+        for name, objective in (("plain", "plain"), ("DLC (β = 1, μ = 0.2)", "dlc")):
+            rows.append((name, *(mean_std(s) + "°" for s in (
+                _icp(repo, "rot_iso_deg", objective, 1, folder),
+                _icp(repo, "rot_network_deg", objective, folder=folder),
+                _icp(repo, "rot_iso_deg", objective, folder=folder))),
+                mean_std(_icp(repo, "trans_network", objective, folder=folder)),
+                mean_std(_icp(repo, "optimality_gap", objective, folder=folder)),
+                f"{_icp(repo, 'spurious_minimum', objective, folder=folder).mean():.0f} %"))
+        return markdown(rows, ["`val`, mean ± sd over 3 seeds", "DCP pass (step 1)",
+                               "network's own: after learned-feature ICP (step 11, "
+                               "`rot_network_deg`)", "after ICP (step 31, `rot_iso_deg`)",
+                               "`trans_network`", "optimality gap (final)", "spurious minimum"])
+    return block
 
 
-def _dlc_train(repo: Path, metric: str) -> pd.Series:
-    """Per-epoch mean over seeds of a DLC training metric of the feature-ICP check."""
-    metrics, _ = tables(repo, ICP)
+def _dlc_train(repo: Path, metric: str, folder: str = ICP) -> pd.Series:
+    """Per-epoch mean over seeds of a DLC training metric of a feature-ICP check."""
+    metrics, _ = tables(repo, folder)
     rows = metrics[(metrics.phase == "train") & (metrics.metric == metric)
                    & (metrics.objective == "dlc")]
     return rows.groupby("step")["value"].mean()
@@ -141,7 +147,7 @@ def _feas_text(part: str, task: str, objective: str, column: str, fmt: str,
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
-    "homography-budget": homography_budget, "feature-icp": feature_icp, "sequence-kl": sequence_kl,
+    "homography-budget": homography_budget, "feature-icp": feature_icp_table(ICP), "sequence-kl": sequence_kl,
     **{f"feasibility-{p}": feasibility_block(p) for p in FEASIBILITY},
 }
 

@@ -1,5 +1,5 @@
 """The README's numbers of the `cpu`-scale results made by older code: the tuned comparison
-(`results/cpu`: its report's comparisons, across-task summary, profile, tuning compute, selected
+(`results/cpu_66f1d96_8trials_1seed`: its report's comparisons, across-task summary, profile, tuning compute, selected
 configs, trial scores and the winners' tables) and the one-shot defaults (`results/cpu_budget0`).
 
 A mean quoted in prose prints as in the comparison table (`format_mean_std`), so the prose and
@@ -21,7 +21,7 @@ from bench.report.numbers import format_mean_std
 from bench.report.reading import drop_legacy_gap, final_values
 from bench.report.readme_source import markdown, span, tables, values
 
-TUNED, BUDGET0 = "cpu", "cpu_budget0"
+TUNED, BUDGET0 = "cpu_66f1d96_8trials_1seed", "cpu_budget0"
 PRESETS = ("dlc_prise", "dlc_authors_generic")
 ENERGY = "alignment1d_nonlinear_energy"
 #: (task, model, metric) rows of the budget-0 table, in README order
