@@ -89,7 +89,7 @@ def feature_icp_table(folder: str) -> Callable[[Path], str]:
 
 
 def _dlc_train(repo: Path, metric: str, folder: str = ICP) -> pd.Series:
-    """Per-epoch mean over seeds of a DLC training metric of a feature-ICP check."""
+    """Per-epoch mean over seeds of a DLC training metric of a feature-ICP check (by epoch)."""
     metrics, _ = tables(repo, folder)
     rows = metrics[(metrics.phase == "train") & (metrics.metric == metric)
                    & (metrics.objective == "dlc")]
@@ -147,7 +147,8 @@ def _feas_text(part: str, task: str, objective: str, column: str, fmt: str,
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
-    "homography-budget": homography_budget, "feature-icp": feature_icp_table(ICP), "sequence-kl": sequence_kl,
+    "homography-budget": homography_budget, "feature-icp": feature_icp_table(ICP),
+    "feature-icp-cpu": feature_icp_table(ICP_CPU), "sequence-kl": sequence_kl,
     **{f"feasibility-{p}": feasibility_block(p) for p in FEASIBILITY},
 }
 
@@ -166,6 +167,21 @@ NUMBERS: dict[str, Callable[[Path], str]] = {
     "ficp.t2": lambda r: f"{100 * values(r, ICP, 'train_active_t2', 'train', -1).mean():.0f}",
     "ficp.t3": lambda r: f"{100 * values(r, ICP, 'train_active_t3', 'train', -1).mean():.0f}",
     **{f"ficp.wall.{o}": (lambda r, o=o: span(walls(r, ICP, objective=o) / 60, ".3g"))
+       for o in ("plain", "dlc")},
+    "ficp12.rot.start": lambda r: f"{_icp(r, 'rot_iso_deg', 'plain', 0, ICP_CPU).mean():.3g}",
+    "ficp12.rot.pass": lambda r: f"{_icp(r, 'rot_iso_deg', 'plain', 1, ICP_CPU).mean():.3g}",
+    "ficp12.rot.steps": lambda r: f"{_icp(r, 'rot_network_deg', 'plain', folder=ICP_CPU).mean():.2g}",
+    "ficp12.gap.pass": lambda r: f"{_icp(r, 'optimality_gap', 'plain', 1, ICP_CPU).mean():.2g}",
+    "ficp12.gap.steps": lambda r: f"{_icp(r, 'optimality_gap', 'plain', 11, ICP_CPU).mean():.2g}",
+    "ficp12.hinge": lambda r: f"{_dlc_train(r, 'train_hinge', ICP_CPU).iloc[-1]:.2g}",
+    "ficp12.base": lambda r: f"{_dlc_train(r, 'train_base_term', ICP_CPU).iloc[-1]:.2g}",
+    **{f"ficp12.{t}": (lambda r, t=t: f"{100 * values(r, ICP_CPU, f'train_active_{t}', 'train', -1, objective='dlc').mean():.0f}")
+       for t in ("t2", "t3")},
+    **{f"ficp12.violation.{o}": (lambda r, o=o: f"{100 * values(r, ICP_CPU, 'violation_rate', 'landscape', objective=o).mean():.1f}")
+       for o in ("plain", "dlc")},
+    **{f"ficp12.step.{o}": (lambda r, o=o: span(tables(r, ICP_CPU)[1].query(
+        "objective == @o").step_time_s, ".2g")) for o in ("plain", "dlc")},
+    **{f"ficp12.wall.{o}": (lambda r, o=o: span(walls(r, ICP_CPU, objective=o) / 60, ".2g"))
        for o in ("plain", "dlc")},
     "kl.gap.kl": lambda r: f"{_kl_mean(r, 0) - _kl_mean(r, 1):.1f}",
     "kl.gap.softmax": lambda r: f"{_kl_mean(r, 0) - _kl_mean(r, 2):.0f}",
