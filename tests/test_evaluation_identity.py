@@ -58,6 +58,7 @@ def _frame(results: Path, run_id: str) -> pd.DataFrame:
     return pd.read_parquet(results / "runs" / run_id / "metrics.parquet")
 
 
+@pytest.mark.slow  # trains and re-evaluates a cell: about 4 s
 def test_a_new_metric_reevaluates_saved_weights_and_trains_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     results = tmp_path / "results"

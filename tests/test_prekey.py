@@ -166,6 +166,7 @@ def _rerun(matrix: Path, results: Path, *extra: str) -> tuple[str, str]:
     return done.stdout, done.stderr
 
 
+@pytest.mark.slow  # a matrix run in a module fixture: 3-4 s
 def test_a_cached_rerun_builds_nothing_and_sees_a_matrix_edit(
         finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     matrix, results = _copy(finished, tmp_path)
@@ -190,6 +191,7 @@ def test_a_cached_rerun_builds_nothing_and_sees_a_matrix_edit(
     assert (results / "runs.csv").is_file()
 
 
+@pytest.mark.slow  # a matrix run in a module fixture: 3-4 s
 def test_a_damaged_index_is_named_and_ignored(finished: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
     matrix, results = _copy(finished, tmp_path)
