@@ -120,8 +120,11 @@ def existing_results(text: str) -> Path:
     return path
 
 
-def measured_results(text: str) -> Path:
-    """A results folder with a `runs.parquet` (the wall times `tune --estimate` reads)."""
+def measured_results(text: str) -> Path | str:
+    """A results folder with a `runs.parquet` (the wall times `tune --estimate` reads), or
+    'calibrate' (time one cell of each combination on this machine instead)."""
+    if text == "calibrate":
+        return text
     path = existing_results(text)
     if not (path / "runs.parquet").is_file():
         raise argparse.ArgumentTypeError(f"{text} has no runs.parquet (run `collect` on it first)")
@@ -210,9 +213,10 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     tune.add_argument("--phase", choices=PHASES, default="all")
     tune.add_argument("--out", type=results_folder, help="folder (default results/tune/<matrix>)")
     add_execution(tune)
-    tune.add_argument("--estimate", type=measured_results, metavar="RESULTS",
+    tune.add_argument("--estimate", type=measured_results, metavar="RESULTS|calibrate",
                       help="print the cells of every phase and their time from the per-cell "
-                           "wall times measured in RESULTS/runs.parquet (runs nothing)")
+                           "wall times measured in RESULTS/runs.parquet, or from a calibration "
+                           "of each combination on this machine (`calibrate`); trains no cell")
     tune.add_argument("--allow-unequal-budgets", action="store_true",
                       help="run even when objectives have different numbers of trials")
     tune.add_argument("--feasibility", type=Path, metavar="CSV",

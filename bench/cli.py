@@ -223,8 +223,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Cells still to run, their time per cell and in total, and cells that need absent data."""
-    from bench.protocol.estimate import estimate_cells
+    from bench.protocol.estimate import estimate_cells, gpu_memory_mib
     from bench.runner.cell_runner import plan
+    from bench.runner.executors import threads_per_cell
 
     _, results, cells = expand_arguments(args)
     todo = plan(cells).todo
@@ -234,14 +235,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             raise UsageError(f"no timings: {results} has no runs.parquet; give --from RESULTS "
                              "(a results folder with done runs) or --calibrate")
         timings = results
-    gpu_mib = None
-    if args.calibrate and args.device.startswith("cuda"):
-        import torch
-
-        gpu_mib = torch.cuda.get_device_properties(
-            int(args.device.split(":")[1]) if ":" in args.device else 0).total_memory / 2**20
+    gpu_mib = gpu_memory_mib(args.device) if args.calibrate else None
     table, missing = estimate_cells(todo, args.jobs, None if args.calibrate else timings,
-                                    args.device if args.calibrate else None, gpu_mib)
+                                    args.device if args.calibrate else None, gpu_mib,
+                                    threads_per_cell(args.jobs, args.threads))
     if missing:
         print(f"{len(missing)} cell(s) need local data that is absent (left out below):")
         for run_id, why in missing:

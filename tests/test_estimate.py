@@ -20,9 +20,8 @@ def test_calibration_counts_the_budget_steps_and_times_them(tmp_path: Path) -> N
     measured = calibrate(cell, "cpu", steps=2)
     # TINY: 1 epoch, batch 32, 64 generated examples of which the validation carve keeps some
     assert 1 <= measured.steps <= math.ceil(64 / 32)
-    assert measured.step_s > 0 and measured.eval_batch_s > 0 and measured.eval_batches == 1
-    assert measured.cell_s == pytest.approx(measured.step_s * measured.steps
-                                            + measured.eval_batch_s)
+    assert measured.step_s > 0 and measured.eval_s > 0 and math.isnan(measured.val_eval_s)
+    assert measured.cell_s == pytest.approx(measured.step_s * measured.steps + measured.eval_s)
     assert measured.peak_mib is None and measured.missing == ""
     table, missing = estimate_cells([cell, cell], jobs=2, calibrate_on="cpu")
     assert missing == [] and table["cells"].tolist() == [2, 2]
@@ -54,3 +53,41 @@ def test_estimate_from_measured_runs_and_refuses_without_timings(
     assert bench_cli("estimate", str(other), "--results", str(results)) == 0
     out = capsys.readouterr().out
     assert "1 cells, 1 to run" in out and "measured" in out
+
+
+def test_calibration_times_the_whole_evaluation_with_the_cell_threads(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """The evaluation a cell runs (every batch, metrics, landscape) is timed once, on each split
+    when asked, under the threads a pool cell gets; the driver's threads are restored."""
+    import torch
+
+    from bench.protocol import estimate
+    from bench.runner import evaluate
+
+    (cell,) = expand_cells(load_matrix(write_matrix(tmp_path, ["plain"]))[0], tmp_path / "r")
+    seen, original = [], evaluate.evaluate
+
+    def counting(exp, device, rec):
+        seen.append((exp.eval_split, torch.get_num_threads()))
+        return original(exp, device, rec)
+
+    monkeypatch.setattr(evaluate, "evaluate", counting)
+    before = torch.get_num_threads()
+    measured = estimate.calibrate(cell, "cpu", steps=1, threads=1, val=True)
+    assert seen == [("test", 1), ("val", 1)] and torch.get_num_threads() == before
+    assert measured.eval_s > 0 and measured.val_eval_s > 0
+
+
+def test_tune_estimate_calibrates_every_combination(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """`tune --estimate calibrate`: a calibrated time for every row, tuning cells paying a whole
+    validation evaluation each; nothing is written."""
+    from tests.test_tune import write_tuning
+
+    matrix = write_tuning(tmp_path / "t")
+    assert bench_cli("tune", str(matrix), "--estimate", "calibrate", "--jobs", "2",
+                     "--out", str(tmp_path / "out")) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines()[1:] if "TOTAL" not in line]
+    assert len(rows) == 2 and all("calibrated: train" in r and "(val" in r for r in rows)
+    assert not (tmp_path / "out").exists()

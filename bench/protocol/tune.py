@@ -243,8 +243,10 @@ def main(args: argparse.Namespace, write_report: Callable[..., Path]) -> int:
     parts, sweep = load_plan(matrix_path)
     if args.estimate:
         from bench.protocol.tune_estimate import estimate
+        from bench.runner.executors import threads_per_cell
 
-        print(estimate(parts, sweep, args.estimate, args.jobs).to_string())
+        print(estimate(parts, sweep, args.estimate, args.jobs, args.device,
+                       threads_per_cell(args.jobs, args.threads)).to_string())
         return 0
     resources = load_resources(matrix_path)
     sweep_text = Path(sweep.source).read_text()

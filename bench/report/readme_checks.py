@@ -146,6 +146,21 @@ def _feas_text(part: str, task: str, objective: str, column: str, fmt: str,
     return lambda repo: f"{scale * _feas(repo, part, task, objective, column):{fmt}}"
 
 
+def _icp_numbers(prefix: str, folder: str, wall: str) -> dict[str, Callable[[Path], str]]:
+    """The numbers both feature-ICP checks quote: plain's gap and error at the DCP pass and after
+    the learned-feature ICP steps, DLC's active hinge terms, the wall minutes per objective."""
+    return {
+        f"{prefix}.gap.pass": lambda r: f"{_icp(r, 'optimality_gap', 'plain', 1, folder).mean():.2g}",
+        f"{prefix}.gap.steps":
+            lambda r: f"{_icp(r, 'optimality_gap', 'plain', 11, folder).mean():.2g}",
+        f"{prefix}.rot.pass": lambda r: f"{_icp(r, 'rot_iso_deg', 'plain', 1, folder).mean():.3g}",
+        **{f"{prefix}.{t}": (lambda r, t=t: f"{100 * values(r, folder, f'train_active_{t}', 'train', -1, objective='dlc').mean():.0f}")
+           for t in ("t2", "t3")},
+        **{f"{prefix}.wall.{o}": (lambda r, o=o: span(walls(r, folder, objective=o) / 60, wall))
+           for o in ("plain", "dlc")},
+    }
+
+
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "homography-budget": homography_budget, "feature-icp": feature_icp_table(ICP),
     "feature-icp-cpu": feature_icp_table(ICP_CPU), "sequence-kl": sequence_kl,
@@ -158,31 +173,19 @@ NUMBERS: dict[str, Callable[[Path], str]] = {
     "hom.e12.mean": lambda r: f"{_e12(r).mean():.3f}",
     "hom.e12.median": lambda r: f"{_e12(r).median():.3f}",
     "hom.rawlk.mace": lambda r: f"{_budget(r, 'rawlk_s0', 'mace'):.3f}",
-    "ficp.gap.pass": lambda r: f"{_icp(r, 'optimality_gap', 'plain', 1).mean():.2g}",
-    "ficp.gap.steps": lambda r: f"{_icp(r, 'optimality_gap', 'plain', 11).mean():.2g}",
-    "ficp.rot.pass": lambda r: f"{_icp(r, 'rot_iso_deg', 'plain', 1).mean():.3g}",
+    **_icp_numbers("ficp", ICP, wall=".3g"),
     "ficp.rot.steps": lambda r: f"{_icp(r, 'rot_iso_deg', 'plain', 11).mean():.2g}",
     "ficp.hinge": lambda r: f"{_dlc_train(r, 'train_hinge').mean():.2g}",
     "ficp.base": lambda r: span(_dlc_train(r, "train_base_term"), ".1g"),
-    "ficp.t2": lambda r: f"{100 * values(r, ICP, 'train_active_t2', 'train', -1).mean():.0f}",
-    "ficp.t3": lambda r: f"{100 * values(r, ICP, 'train_active_t3', 'train', -1).mean():.0f}",
-    **{f"ficp.wall.{o}": (lambda r, o=o: span(walls(r, ICP, objective=o) / 60, ".3g"))
-       for o in ("plain", "dlc")},
+    **_icp_numbers("ficp12", ICP_CPU, wall=".2g"),
     "ficp12.rot.start": lambda r: f"{_icp(r, 'rot_iso_deg', 'plain', 0, ICP_CPU).mean():.3g}",
-    "ficp12.rot.pass": lambda r: f"{_icp(r, 'rot_iso_deg', 'plain', 1, ICP_CPU).mean():.3g}",
     "ficp12.rot.steps": lambda r: f"{_icp(r, 'rot_network_deg', 'plain', folder=ICP_CPU).mean():.2g}",
-    "ficp12.gap.pass": lambda r: f"{_icp(r, 'optimality_gap', 'plain', 1, ICP_CPU).mean():.2g}",
-    "ficp12.gap.steps": lambda r: f"{_icp(r, 'optimality_gap', 'plain', 11, ICP_CPU).mean():.2g}",
     "ficp12.hinge": lambda r: f"{_dlc_train(r, 'train_hinge', ICP_CPU).iloc[-1]:.2g}",
     "ficp12.base": lambda r: f"{_dlc_train(r, 'train_base_term', ICP_CPU).iloc[-1]:.2g}",
-    **{f"ficp12.{t}": (lambda r, t=t: f"{100 * values(r, ICP_CPU, f'train_active_{t}', 'train', -1, objective='dlc').mean():.0f}")
-       for t in ("t2", "t3")},
     **{f"ficp12.violation.{o}": (lambda r, o=o: f"{100 * values(r, ICP_CPU, 'violation_rate', 'landscape', objective=o).mean():.1f}")
        for o in ("plain", "dlc")},
     **{f"ficp12.step.{o}": (lambda r, o=o: span(tables(r, ICP_CPU)[1].query(
         "objective == @o").step_time_s, ".2g")) for o in ("plain", "dlc")},
-    **{f"ficp12.wall.{o}": (lambda r, o=o: span(walls(r, ICP_CPU, objective=o) / 60, ".2g"))
-       for o in ("plain", "dlc")},
     "kl.gap.kl": lambda r: f"{_kl_mean(r, 0) - _kl_mean(r, 1):.1f}",
     "kl.gap.softmax": lambda r: f"{_kl_mean(r, 0) - _kl_mean(r, 2):.0f}",
     "kl.softmax.low": lambda r: f"{_kl(r, 'accuracy', *KL_ROWS[2][1:]).min():.0f}",

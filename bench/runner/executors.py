@@ -226,10 +226,15 @@ def run_sequential(cells: Sequence[Cell], threads: int = 0) -> Iterator[dict[str
     return run_children([replace(c, threads=threads or c.threads) for c in cells], jobs=1)
 
 
+def threads_per_cell(jobs: int, threads: int = 0) -> int:
+    """The torch threads of one cell of a `jobs`-wide pool: `threads`, else cores / jobs."""
+    return threads or max(1, (os.cpu_count() or 1) // jobs)
+
+
 def run_local(cells: Sequence[Cell], jobs: int, threads: int = 0) -> Iterator[dict[str, Any]]:
     """`jobs` child processes at a time; one GPU per child when GPUs exist; torch threads split."""
     gpus = visible_gpus() if any(c.device != "cpu" for c in cells) else []
-    per_worker = threads or max(1, (os.cpu_count() or 1) // jobs)
+    per_worker = threads_per_cell(jobs, threads)
     return run_children([replace(c, threads=per_worker) for c in cells], jobs, gpus)
 
 
