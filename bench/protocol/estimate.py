@@ -26,11 +26,33 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.protocol.tune_estimate import STARTUP_S, measured_times, time_of
 from bench.runner.cell import Cell
 
 #: training steps timed per calibrated cell (after one warm-up step)
 CALIBRATION_STEPS = 3
+
+STARTUP_S = 0.5  # per-cell start-up margin: cells fork from a server that imported the suite
+                 # once (milliseconds), not a fresh interpreter (4.7 s CPU to import torch)
+
+
+def measured_times(results: Path) -> pd.DataFrame:
+    """Median wall time (s) per (task, model, objective) of the done runs of a results folder."""
+    runs = pd.read_parquet(Path(results) / "runs.parquet")
+    runs = runs[runs["status"] == "done"]
+    return runs.groupby(["task", "model", "objective"], as_index=False)["wall_time_s"].median()
+
+
+def time_of(times: pd.DataFrame, task: str, model: str, objective: str) -> tuple[float, str]:
+    """(seconds, source) of one combination from `measured_times`: its own runs, else the same
+    task and model under 'dlc', else their median objective, else NaN ('never measured')."""
+    same = times[(times.task == task) & (times.model == model)]
+    for name, source in ((objective, "measured"), ("dlc", "as dlc")):
+        hit = same[same.objective == name]
+        if len(hit):
+            return float(hit["wall_time_s"].iloc[0]), source
+    if len(same):
+        return float(same["wall_time_s"].median()), "as the median objective"
+    return float("nan"), "never measured"
 
 
 @dataclass

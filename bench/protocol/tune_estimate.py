@@ -24,29 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.protocol.estimate import STARTUP_S, calibrate, measured_times, time_of
 from bench.protocol.halving import survivors
 from bench.runner.matrix import Matrix, combinations, expand_cells
-
-STARTUP_S = 0.5  # per-cell start-up margin: cells fork from a server that imported the suite
-                 # once (milliseconds), not a fresh interpreter (4.7 s CPU to import torch)
-
-
-def measured_times(results: Path) -> pd.DataFrame:
-    """Median wall time (s) per (task, model, objective) of the done runs of a results folder."""
-    runs = pd.read_parquet(Path(results) / "runs.parquet")
-    runs = runs[runs["status"] == "done"]
-    return runs.groupby(["task", "model", "objective"], as_index=False)["wall_time_s"].median()
-
-
-def time_of(times: pd.DataFrame, task: str, model: str, objective: str) -> tuple[float, str]:
-    same = times[(times.task == task) & (times.model == model)]
-    for name, source in ((objective, "measured"), ("dlc", "as dlc")):
-        hit = same[same.objective == name]
-        if len(hit):
-            return float(hit["wall_time_s"].iloc[0]), source
-    if len(same):
-        return float(same["wall_time_s"].median()), "as the median objective"
-    return float("nan"), "never measured"
 
 
 def estimate(parts: Sequence[Matrix], sweep, results: Path | str, jobs: int = 1,
@@ -68,8 +48,6 @@ def estimate(parts: Sequence[Matrix], sweep, results: Path | str, jobs: int = 1,
         full_equiv = sweep.compute(name) * seeds
         final = len(sweep.final_seeds) * (1 + int(sweep.budget0) + len(sweep.budgets))
         if times is None:
-            from bench.protocol.estimate import calibrate
-
             measured = calibrate(cell, device, threads=threads, val=True)
             train_s, val_s = measured.train_s, measured.val_eval_s
             seconds, source = measured.cell_s, (f"calibrated: train {train_s:.0f} s, evaluation "
