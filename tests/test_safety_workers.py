@@ -127,6 +127,13 @@ def test_workers_die_with_their_driver(tmp_path: Path, plugin: dict[str, Path], 
     assert not list((results / "runs").glob("*/run.json"))  # it published nothing
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """SIGINT at its default in the driver, as a job started from a terminal has it: a test run
+    started in the background (`cmd &` in a script) inherits SIGINT ignored, and so would the
+    driver, which then never sees the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow  # a real driver and its workers in a subprocess, interrupted mid-cell
 @pytest.mark.parametrize("executor", ["sequential", "local"])
 def test_ctrl_c_exits_130_with_one_line_and_leaks_nothing(
@@ -141,7 +148,8 @@ def test_ctrl_c_exits_130_with_one_line_and_leaks_nothing(
         [sys.executable, "-m", "bench", "run", str(matrix), "--results", str(results),
          "--no-progress", "--executor", executor, "--jobs", "1"],
         cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, start_new_session=True)  # its own process group, as a shell gives a job
+        text=True, start_new_session=True,  # its own process group, as a shell gives a job
+        preexec_fn=_sigint_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while not (pid_file.exists() and pid_file.read_text()):
         assert driver.poll() is None and time.monotonic() < deadline
