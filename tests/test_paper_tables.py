@@ -112,7 +112,7 @@ def test_report_on_a_tuning_folder_writes_latex_tables(tmp_path: Path, monkeypat
 
     overlaps, save = {}, tuned.save_figure
 
-    def keep(fig, data, stem):  # figures arrive laid out (`tuned._laid_out`): check, then save
+    def keep(fig, data, stem):  # figures arrive laid out (`figures.lay_out`): check, then save
         fig.canvas.draw()
         overlaps[stem.name] = _overlaps(fig)
         return save(fig, data, stem)

@@ -7,10 +7,11 @@ come either from the wall times of finished runs (`--from RESULTS`, a results fo
 its whole budget (ceil(train examples / batch size) x epochs), plus one whole evaluation (every
 evaluation batch through the test-time solver, the metrics and the landscape diagnostic, as
 `run_cell` evaluates; on the untrained model, whose solver runs the same iterations), with the
-torch threads a cell gets under `--jobs` (`--threads`, default cores / jobs). Timing only one
-evaluation batch and the driver's threads underestimated the cpu cells by a factor 2-3 (feature
-ICP: 111 s calibrated against 346 s measured). On CUDA the calibration also records the peak
-GPU memory of a cell, and the estimate says how many such cells fit on one GPU at once.
+torch threads a cell gets under `--jobs` (`--threads`, default cores / jobs): a cell whose
+evaluation dominates (learned-feature ICP) is priced by its evaluation, not one batch of it. A
+cell's set-up (process, data, model) is not timed: a lower bound. On CUDA the calibration also
+records the peak GPU memory of a cell, and the estimate says how many such cells fit on one GPU
+at once.
 
 Cells whose task needs local data that is absent (`Task.missing_data`) are listed first, with the
 files expected, and left out of the totals.

@@ -119,6 +119,13 @@ def fit_text(fig, axes) -> None:
                                      fig._suptitle.get_fontsize()))
 
 
+def lay_out(fig, axes=None):
+    """`fig` with the labels of `axes` (default: all) wrapped by `fit_text` and a tight layout."""
+    fit_text(fig, fig.axes if axes is None else axes)
+    fig.tight_layout()
+    return fig
+
+
 def _finish(fig, axes, title: str) -> None:
     handles, labels = {}, []
     for ax in axes:
@@ -129,8 +136,7 @@ def _finish(fig, axes, title: str) -> None:
     axes[-1].legend([handles[t] for t in labels], labels, loc="upper left", fontsize=7,
                     bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0)
     fig.suptitle(title, fontsize=9)
-    fit_text(fig, axes)
-    fig.tight_layout()
+    lay_out(fig, axes)
     width = fig.get_size_inches()[0]
     for ax in axes:  # notes inside the axes, wrapped to their final width
         for note in ax.texts:

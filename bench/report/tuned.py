@@ -34,7 +34,7 @@ import pandas as pd
 from bench import stats
 from bench.protocol.budget_tables import protocol_sections
 from bench.protocol.verdicts import qualify, reference_scores
-from bench.report.figures import save_figure
+from bench.report.figures import lay_out, save_figure
 from bench.report.metadata import display_name
 from bench.report.tables import PREAMBLE
 from bench.runner import recorded_facts as facts
@@ -119,15 +119,6 @@ def _write_table(table: pd.DataFrame, stem: Path, baseline: str, title: str) -> 
     return text
 
 
-def _laid_out(fig):
-    """`fig` with its labels wrapped to their axes (no text overlaps another) and a tight layout."""
-    from bench.report.figures import fit_text
-
-    fit_text(fig, fig.axes)
-    fig.tight_layout()
-    return fig
-
-
 def sensitivity_figure(scores: pd.DataFrame, sweep, task: str, model: str,
                        out: Path) -> list[Path]:
     """Validation score (mean over tuning seeds) vs each swept hyper-parameter of (task, model)."""
@@ -168,7 +159,7 @@ def sensitivity_figure(scores: pd.DataFrame, sweep, task: str, model: str,
                       f"{'lower' if direction == 'min' else 'higher'} is better)")
         ax.legend(fontsize=8)
     fig.suptitle(f"{task} / {model}: sensitivity (each point one trial)")
-    return save_figure(_laid_out(fig), data, out / f"sensitivity-{task}-{model}")
+    return save_figure(lay_out(fig), data, out / f"sensitivity-{task}-{model}")
 
 
 def subset_curve(per_trial: pd.DataFrame, direction: str, seed: int = stats.BOOTSTRAP_SEED
@@ -243,7 +234,7 @@ def budget_figure(out: Path, values_of: Callable[[Path], pd.DataFrame], sweep,
     axes[0].set_title("selected config, final seeds (mean, 95% CI)", fontsize=9)
     axes[1].set_title(f"best validation score of b trials ({SUBSET_DRAWS} draws)", fontsize=9)
     fig.suptitle(f"{task} / {model}: score vs tuning budget")
-    return save_figure(_laid_out(fig), data, figures / f"budget-{task}-{model}")
+    return save_figure(lay_out(fig), data, figures / f"budget-{task}-{model}")
 
 
 def write_protocol_report(out: Path, sweep, baseline: str = BASELINE,
@@ -350,7 +341,7 @@ def winners_profile_figure(values: pd.DataFrame, figures: Path) -> list[Path]:
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8)
     ax.set_title("performance profile of the tuned winners (test, 'min' metrics)", fontsize=9)
-    return save_figure(_laid_out(fig), profile.reset_index(), figures / "profile")
+    return save_figure(lay_out(fig), profile.reset_index(), figures / "profile")
 
 
 def _across(values: pd.DataFrame, baseline: str) -> tuple[pd.DataFrame, dict[str, int]]:
