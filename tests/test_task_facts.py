@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.protocol.sweep import Sweep
-from bench.protocol.verdicts import classify, reference_scores
+from bench.protocol.verdicts import classify, learned_only, reference_scores
 from bench.report.metadata import figure_text, refinement_of, short_name, unit_of
 from bench.runner import recorded_facts as facts
 from bench.runner.config import ConfigError
@@ -50,6 +50,7 @@ def test_recorded_facts_are_what_the_report_verdicts_and_sweeps_read() -> None:
     values = pd.DataFrame({"task": ["toyfam_a"] * 3, "model": ["oracle", "oracle", "net"],
                            "value": [1.0, 3.0, 9.0]})
     assert reference_scores(values) == {"toyfam_a": 2.0}
+    assert list(learned_only(values)["model"]) == ["net"]  # the floor is no problem of its own
     sweep = Sweep(metric={"toyfam_b": "mine"}, direction={"toyfam_b": "max"})
     assert sweep.metric_of("toyfam_a") == ("score", "max")  # no entry: the facts' default
     assert sweep.metric_of("toyfam_b") == ("mine", "max")  # the sweep's entry wins

@@ -195,3 +195,12 @@ def reference_scores(values: pd.DataFrame) -> dict[str, float]:
                 out[task] = float(mine.mean())
                 break
     return out
+
+
+def learned_only(values: pd.DataFrame) -> pd.DataFrame:
+    """`values` (columns task, model, ...) without the rows of each task's non-learned reference
+    models (`Facts.reference_models`): a reference is the floor the rows are classed against, not
+    a problem of its own in summaries across problems."""
+    keep = [str(m) not in facts.lookup(str(t)).reference_models
+            for t, m in zip(values["task"], values["model"])]
+    return values[keep]

@@ -5,23 +5,23 @@
 `--check` writes nothing and exits 1 naming each block that differs (`tests/test_readme_tables.py`
 runs it). Blocks:
 
-* `cpu-tuned`: the tuned comparison, `results/cpu_66f1d96_8trials_1seed/report/comparisons.csv` (written by
-  `python -m bench report results/cpu_66f1d96_8trials_1seed` from `results/cpu_66f1d96_8trials_1seed/final/results.parquet`);
+* `cpu-tuned`: the tuned comparison made by older code,
+  `results/cpu_66f1d96_8trials_1seed/report/comparisons.csv`
+  (`bench.report.readme_results.comparison_block`, as `cpu-now` for today's `results/cpu`);
 * `cpu-budget0`: chosen rows (`readme_cpu.BUDGET0_ROWS`) of plain vs dlc in `results/cpu_budget0`, from its
   `results.parquet`/`runs.parquet` with the report's own statistics (`bench.report.tables`);
-* the blocks of `BLOCKS` in `bench.report.readme_checks`, `readme_sequence`, `readme_cpu` and
-  `readme_faithful`.
+* the blocks of `BLOCKS` in `bench.report.readme_checks`, `readme_sequence`, `readme_cpu`,
+  `readme_faithful` and `readme_results`.
 
 Numbers quoted in prose or in hand-laid table cells sit between inline markers,
 `<!-- num:KEY -->91.8 ± 0.6<!-- /num -->`, and are rewritten the same way from `NUMBERS` (the
 keys of `bench.report.readme_reference`, `readme_checks`, `readme_sequence`, `readme_cpu`,
-`readme_faithful`).
+`readme_faithful`, `readme_results`; and `PATTERNS`: `now.row.<task>.<model>.<objective>.<field>`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import textwrap
@@ -31,12 +31,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.protocol.verdicts import MARKS
 from bench.report import (
     readme_checks,
     readme_cpu,
     readme_faithful,
     readme_reference,
+    readme_results,
     readme_sequence,
 )
 from bench.report.comparison_tables import metric_text
@@ -64,30 +64,6 @@ def _minus(text: str) -> str:
     return text.replace("-", "−")
 
 
-def cpu_tuned(repo: Path = REPO) -> str:
-    """The tuned comparison table (test split, winners, 10 final seeds)."""
-    table = pd.read_csv(repo / "results" / "cpu_66f1d96_8trials_1seed" / "report" / "comparisons.csv")
-    table["unmatched"] = table["unmatched"].map(json.loads)
-
-    def verdict(word: str) -> str:
-        return f"**{word}**{MARKS[word][0]}" if word != "no evidence" else word
-
-    return _markdown(pd.DataFrame({
-        "task": table["task"], "model": table["model"],
-        "metric": [metric_text(t, m, x, d) for t, m, x, d in
-                   zip(table["task"], table["model"], table["metric"], table["direction"])],
-        "objective": table["objective"],
-        "objective mean ± std": [format_mean_std(m, s, n) for m, s, n in
-                                 zip(table["mean"], table["std"], table["runs"])],
-        "plain mean ± std": [format_mean_std(m, s, n) for m, s, n in
-                             zip(table["base_mean"], table["base_std"], table["base_runs"])],
-        "difference [95% CI]": [_minus(format_interval(d, lo, hi)) for d, lo, hi in
-                                zip(table["diff"], table["lo"], table["hi"])],
-        "p": [f"{p:.2g}" for p in table["p"]], "Holm": [f"{p:.2g}" for p in table["p_holm"]],
-        "verdict": [verdict(v) for v in table["verdict"]],
-    }))
-
-
 def cpu_budget0(repo: Path = REPO) -> str:
     """plain vs dlc on `BUDGET0_ROWS` of the one-shot defaults (seeds 0-2)."""
     metrics, runs = load_tables(repo / "results" / "cpu_budget0")
@@ -113,15 +89,18 @@ def cpu_budget0(repo: Path = REPO) -> str:
                                                  "DLC − plain (95% CI)", "CI excludes 0"]))
 
 
-BLOCKS: dict[str, Callable[[Path], str]] = {"cpu-tuned": cpu_tuned, "cpu-budget0": cpu_budget0,
-                                             **readme_checks.BLOCKS, **readme_sequence.BLOCKS,
-                                             **readme_cpu.BLOCKS, **readme_faithful.BLOCKS}
+BLOCKS: dict[str, Callable[[Path], str]] = {
+    "cpu-tuned": lambda repo: readme_results.comparison_block(repo, readme_cpu.TUNED),
+    "cpu-budget0": cpu_budget0, **readme_checks.BLOCKS, **readme_sequence.BLOCKS,
+    **readme_cpu.BLOCKS, **readme_faithful.BLOCKS, **readme_results.BLOCKS}
 #: `<!-- num:KEY -->text<!-- /num -->`: one number (or short list) inside a line
 NUMBER = re.compile(r"(?P<indent>)(?P<open><!-- num:(?P<name>[\w.-]+) -->)(?P<body>[^<\n`]*)"
                     r"(?P<close><!-- /num -->)")
 NUMBERS: dict[str, Callable[[Path], str]] = {**readme_reference.NUMBERS, **readme_checks.NUMBERS,
                                               **readme_sequence.NUMBERS, **readme_cpu.NUMBERS,
-                                              **readme_faithful.NUMBERS}
+                                              **readme_faithful.NUMBERS, **readme_results.NUMBERS}
+#: numbers named by pattern: a prefix and the function of (repo, name) that reads the rest
+PATTERNS: dict[str, Callable[[Path, str], str]] = {"now.row.": readme_results.row_number}
 
 
 @cache
@@ -129,6 +108,9 @@ def generated(kind: str, name: str, repo: Path) -> str:
     """The text of block (`kind` 'block') or number ('number') `name`, from the results under
     `repo` (computed once per process: the committed results do not change while it runs)."""
     known = BLOCKS if kind == "block" else NUMBERS
+    pattern = next((f for p, f in PATTERNS.items() if name.startswith(p)), None)
+    if kind == "number" and name not in known and pattern:
+        return pattern(repo, name)
     if name not in known:
         raise KeyError(f"README.md: unknown {kind} {name!r}; known: {sorted(known)}")
     return known[name](repo)

@@ -51,7 +51,7 @@ def _beta_wall(repo: Path, beta: str) -> str:
 
 def _step_time(repo: Path) -> str:
     _, runs = tables(repo, FOLDER)
-    return f"{float(runs[runs.objective == 'plain'].step_time_s.median()):.2f}"
+    return f"{float(runs[runs.objective == 'plain'].step_time_s.median()):.3f}"
 
 
 NUMBERS: dict[str, Callable[[Path], str]] = {
@@ -63,7 +63,7 @@ NUMBERS: dict[str, Callable[[Path], str]] = {
     **{f"ref.{side}.ce_mean": (lambda r, s=side: f"{_test(r, s, 'ce').mean():.3f}")
        for side in OBJECTIVES},
     "ref.plain.wall_min": lambda r: span(walls(r, FOLDER, task=TASK, objective="plain") / 60,
-                                         ".0f"),
+                                         ".1f"),
     "ref.plain.train_ce": lambda r: span(_train_ce(r, "plain"), ".3f"),
     "ref.dlc.train_ce": lambda r: f"{_train_ce(r, 'dlc').mean():.2g}",
     "ref.gap": lambda r: f"{_test(r, 'plain').mean() - _test(r, 'dlc').mean():.1f}",

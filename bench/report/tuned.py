@@ -11,7 +11,9 @@
   hyper-parameter, one colour per objective (DeepOBS style);
 * `figures/profile.{png,pdf,csv}`: Dolan-Moré performance profile of the winners over the problems
   whose selection metric is a cost (direction 'min'), for the objectives that ran on every such
-  problem (`on_every_problem`; the same rule for the across-task summary);
+  problem (`on_every_problem`; the same rule for the across-task summary); a task's non-learned
+  reference (raw-intensity LK, ICP alone: `verdicts.learned_only`) is the floor of the `floor`
+  class, not a problem of these summaries, and gets no sensitivity or budget figure;
 * `figures/budget-<task>-<model>.{png,pdf,csv}`: left, the test score (final seeds, mean and 95%
   interval) of the config selected with a budget of b trials (b = 0 is the one-shot default);
   right, the validation score of the best of b trials, bootstrapped over random subsets of the
@@ -33,7 +35,7 @@ import pandas as pd
 
 from bench import stats
 from bench.protocol.budget_tables import protocol_sections
-from bench.protocol.verdicts import qualify, reference_scores
+from bench.protocol.verdicts import learned_only, qualify, reference_scores
 from bench.report.figures import lay_out, save_figure
 from bench.report.metadata import display_name
 from bench.report.tables import PREAMBLE
@@ -279,7 +281,8 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE,
     lines += [f"## Budget 0: the one-shot defaults vs {baseline}'s defaults (same seeds)", "",
               _write_table(default, report / "budget0", baseline, "Budget 0 (one-shot defaults)")]
     atomic_write_text(report / "preamble.tex", PREAMBLE)
-    problems = final.assign(problem=final["task"] + "/" + final["model"])
+    learned = learned_only(final)  # a non-learned reference is a floor, not a problem
+    problems = learned.assign(problem=learned["task"] + "/" + learned["model"])
     across, left_out = _across(problems, baseline)
     if len(across):
         atomic_write_frame(across, report / "across_tasks.csv")
@@ -296,7 +299,7 @@ def write_protocol_report(out: Path, sweep, baseline: str = BASELINE,
     lines += ["`final/` is an ordinary results folder: `python -m bench report "
               f"{out / 'final'}` gives the winners' standard tables and figures (convergence, "
               "landscape, performance profiles).", "", "## Figures", ""]
-    for (task, model), _ in scores.groupby(["task", "model"]):
+    for (task, model), _ in learned_only(scores).groupby(["task", "model"]):
         for path in sensitivity_figure(scores, sweep, task, model, figures) + \
                 budget_figure(out, values_of, sweep, scores, budgets, task, model, figures):
             if path.suffix == ".png":
