@@ -16,7 +16,7 @@ from scipy import ndimage
 from bench.report import figures, tables
 from bench.report.metadata import group_of
 from bench.runner.config import GIN_ROOT, expand, parsed_text
-from bench.runner.matrix import expand_cells, load_matrix
+from bench.runner.matrix import expand_cells, is_reference, load_matrix, tuned_combinations
 from bench.tasks.homography import (
     DeepLKFeatures,
     DLKNProtocol,
@@ -109,6 +109,27 @@ def test_rawlk_runs_once_as_plain_where_a_matrix_lists_it(path: Path, tmp_path: 
     assert all("RawPyramid has nothing to train" in c.skip_reason for c in skipped
                if c not in presets)
     assert len(presets) < len(skipped)
+
+
+def test_the_tuned_reference_gets_no_trials_and_runs_its_defaults_on_the_final_seeds(
+        tmp_path: Path) -> None:
+    """rawlk in the tuned part: no trials (nothing to tune; on validation pairs where raw LK
+    fails, its trials would only fail), and in the final phase its default plain cell on every
+    final seed, in `final/`, with no selected config to read."""
+    from bench.protocol.tune import final_cells, load_plan
+
+    parts, sweep = load_plan(GIN_ROOT / "matrices" / "cpu_tuned.gin")
+    assert is_reference("homography_synthetic_thermal", "models/rawlk.gin")
+    assert not is_reference("homography_synthetic_thermal", "deeplk")
+    tuned = {(Path(t).stem, Path(m).stem) for _, t, m, _ in tuned_combinations(parts)}
+    assert ("homography_synthetic_thermal", "deeplk") in tuned
+    assert not any(m == "rawlk" for _, m in tuned)
+    (part,) = [p for p in parts if any("rawlk" in m for m in p.models)]
+    part.models = [m for m in part.models if "rawlk" in m]
+    cells = [c for c in final_cells([part], sweep, tmp_path, "cpu") if not c.skip_reason]
+    assert {c.objective for c in cells} == {"plain"}
+    assert sorted(c.seed for c in cells) == sorted(sweep.final_seeds)
+    assert all(Path(c.results) == tmp_path / "final" for c in cells)
 
 
 def test_rawlk_and_deeplk_share_the_pyramid_and_the_solver() -> None:

@@ -44,7 +44,15 @@ from bench.runner.cell import Cell
 from bench.runner.config import ConfigError, resolve
 from bench.runner.executors import Resources
 from bench.runner.folders import SWEEP_COPY
-from bench.runner.matrix import Matrix, combinations, expand_cells, load_matrix, load_resources
+from bench.runner.matrix import (
+    Matrix,
+    combinations,
+    expand_cells,
+    is_reference,
+    load_matrix,
+    load_resources,
+    tuned_combinations,
+)
 from bench.runner.store import atomic_write_text
 from bench.runner.writable import check_results_folder, check_run_ids
 
@@ -125,7 +133,7 @@ def phase_tune(parts: Sequence[Matrix], sweep: Sweep, out: Path, args: argparse.
     if not args.allow_unequal_budgets:
         check_resolution(sweep, points)
     plan = [(part, task, model, objective, trial, params)
-            for part, task, model, objective in combinations(parts)
+            for part, task, model, objective in tuned_combinations(parts)
             for trial, params in enumerate(points[Path(objective).stem])]
     if sweep.rungs:
         if not args.dry_run:
@@ -156,7 +164,7 @@ def _tune_sequential(parts: Sequence[Matrix], sweep: Sweep, out: Path,
     for trial in range(max(sweep.budget(Path(o).stem) for p in parts for o in p.objectives)):
         cells = []
         scores = trial_scores(out, manifest, sweep, strict=False) if manifest else None
-        for part, task, model, objective in combinations(parts):
+        for part, task, model, objective in tuned_combinations(parts):
             name = Path(objective).stem
             if trial >= sweep.budget(name):
                 continue
@@ -196,7 +204,9 @@ def _history(scores, key) -> list[tuple[dict, float]]:
 
 def final_cells(parts: Sequence[Matrix], sweep: Sweep, out: Path, device: str) -> list[Cell]:
     """Winners on the fresh seeds (`final/`) and the one-shot defaults on the same seeds
-    (`budget0/`, unless the sweep sets `budget0 = False`), all evaluated on the test split."""
+    (`budget0/`, unless the sweep sets `budget0 = False`), all evaluated on the test split. A
+    non-learned reference (`is_reference`: nothing to tune, no trials) runs its defaults in
+    `final/`, beside the winners it is the floor of."""
     test = [binding_text(EVAL_SPLIT, "test")]
     cells = []
     for part, task, model, objective in combinations(parts):
@@ -206,6 +216,9 @@ def final_cells(parts: Sequence[Matrix], sweep: Sweep, out: Path, device: str) -
         defaults = expand_cells(narrow, out / "budget0", (), test, device)
         if all(c.skip_reason for c in defaults):
             cells += defaults  # an incompatible combination: recorded as skipped, no winner
+            continue
+        if is_reference(task, model):
+            cells += expand_cells(narrow, out / "final", (), test, device)
             continue
         if not chosen.is_file():
             raise ConfigError(f"{chosen}: no selected config; run `bench tune --phase select`")

@@ -26,7 +26,7 @@ import pandas as pd
 
 from bench.protocol.estimate import STARTUP_S, calibrate, measured_times, time_of
 from bench.protocol.halving import survivors
-from bench.runner.matrix import Matrix, combinations, expand_cells
+from bench.runner.matrix import Matrix, combinations, expand_cells, is_reference
 
 
 def estimate(parts: Sequence[Matrix], sweep, results: Path | str, jobs: int = 1,
@@ -43,9 +43,10 @@ def estimate(parts: Sequence[Matrix], sweep, results: Path | str, jobs: int = 1,
             continue
         name = Path(objective).stem
         seeds = len(sweep.tuning_seeds or part.seeds)
+        reference = is_reference(task, model)  # no trials: its defaults run on the final seeds
         alive = survivors(sweep.budget(name), sweep.eta(name), len(sweep.rungs))
-        tune = sum(alive) * seeds
-        full_equiv = sweep.compute(name) * seeds
+        tune = 0 if reference else sum(alive) * seeds
+        full_equiv = 0.0 if reference else sweep.compute(name) * seeds
         final = len(sweep.final_seeds) * (1 + int(sweep.budget0) + len(sweep.budgets))
         if times is None:
             measured = calibrate(cell, device, threads=threads, val=True)
