@@ -51,6 +51,10 @@ def test_recorded_facts_are_what_the_report_verdicts_and_sweeps_read() -> None:
                            "value": [1.0, 3.0, 9.0]})
     assert reference_scores(values) == {"toyfam_a": 2.0}
     assert list(learned_only(values)["model"]) == ["net"]  # the floor is no problem of its own
+    trivial = values.assign(trivial=[float("nan"), float("nan"), 1.5], direction="min")
+    assert reference_scores(trivial) == {"toyfam_a": 1.5}  # the better of oracle (2) and trivial
+    assert reference_scores(trivial.assign(direction="max")) == {"toyfam_a": 2.0}
+    assert reference_scores(trivial[trivial.model == "net"]) == {"toyfam_a": 1.5}
     sweep = Sweep(metric={"toyfam_b": "mine"}, direction={"toyfam_b": "max"})
     assert sweep.metric_of("toyfam_a") == ("score", "max")  # no entry: the facts' default
     assert sweep.metric_of("toyfam_b") == ("mine", "max")  # the sweep's entry wins

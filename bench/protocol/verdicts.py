@@ -12,8 +12,8 @@ and the renderers mark 'better' and 'worse' alike (`MARKS`).
 * `ill-posed`: the feasibility check (`bench.protocol.feasibility`, a table task, objective, verdict) says
   the objective's training problem on that task is ill-posed;
 * `floor`: every learned objective of the (task, model), the baseline included, is worse than the
-  task's non-learned reference (`Facts.reference_models` of its family, e.g. ICP alone), so the comparison
-  is between two failures;
+  task's best non-learned reference (`Facts.reference_models` of its family, e.g. ICP alone, or
+  the trivial predictor, `trivial_<metric>`), so the comparison is between two failures;
 * `valid`: none of the above.
 
 Better/worse verdicts only for `valid` rows, from the Holm correction over the valid rows alone; a
@@ -185,15 +185,24 @@ def qualify(table: pd.DataFrame, feasibility: Path | str | pd.DataFrame | None =
 
 
 def reference_scores(values: pd.DataFrame) -> dict[str, float]:
-    """task -> mean score of its family's non-learned reference model (the first of
-    `Facts.reference_models` that has values) in a values table (columns task, model, value)."""
+    """task -> the best non-learned score in a values table (columns task, model, value; optional
+    direction and trivial): the mean of its family's non-learned reference model (the first of
+    `Facts.reference_models` that has values) and the trivial predictor's value on the same
+    metric (column `trivial`, e.g. predicting 1 on adding, the identity homography), the better
+    of the two under the task's direction."""
     out = {}
     for task, group in values.groupby("task"):
+        scores = []
         for model in facts.lookup(str(task)).reference_models:
             mine = group[group["model"] == model]["value"]
             if len(mine):
-                out[task] = float(mine.mean())
+                scores.append(float(mine.mean()))
                 break
+        if "trivial" in group and group["trivial"].notna().any():
+            scores.append(float(group["trivial"].dropna().mean()))
+        if scores:
+            best = max if "direction" in group and group["direction"].iloc[0] == "max" else min
+            out[task] = best(scores)
     return out
 
 

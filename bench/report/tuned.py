@@ -43,6 +43,9 @@ from bench.runner import recorded_facts as facts
 from bench.runner.store import atomic_write_frame, atomic_write_text
 
 BASELINE = "plain"
+#: `selection_values`' columns; `trivial`: the task's trivial predictor on the same metric
+#: (`trivial_<metric>`, NaN where the task records none), a floor for `verdicts.classify`
+COLUMNS = ["task", "model", "objective", "seed", "metric", "direction", "value", "trivial"]
 SUBSET_DRAWS = 500  # bootstrap draws of trial subsets per budget (seeded)
 
 
@@ -56,12 +59,10 @@ def objective_colors(objectives: list[str]) -> dict[str, tuple]:
 
 def selection_values(folder: Path, sweep, run_ids: set[str] | None = None) -> pd.DataFrame:
     """The selection metric of every done run of a results folder (only those of `run_ids` when
-    given: the selected configs on the final seeds), phase 'test', final step: columns task,
-    model, objective, seed, metric, direction, value."""
+    given: the selected configs on the final seeds), phase 'test', final step: `COLUMNS`."""
     path = Path(folder) / "results.parquet"
     if not path.is_file():
-        return pd.DataFrame(columns=["task", "model", "objective", "seed", "metric", "direction",
-                                     "value"])
+        return pd.DataFrame(columns=COLUMNS)
     if (Path(folder) / "runs.parquet").is_file():  # the facts its runs recorded
         facts.learn(pd.read_parquet(Path(folder) / "runs.parquet"))
     frame = pd.read_parquet(path)
@@ -72,11 +73,12 @@ def selection_values(folder: Path, sweep, run_ids: set[str] | None = None) -> pd
                                                                  "seed"]):
         metric, direction = sweep.metric_of(task)
         values = group[group["metric"] == metric].sort_values("step")["value"]
+        trivial = group[group["metric"] == f"trivial_{metric}"]["value"]
         if len(values):
             rows.append(dict(task=task, model=model, objective=objective, seed=int(seed),
-                             metric=metric, direction=direction, value=float(values.iloc[-1])))
-    return pd.DataFrame(rows, columns=["task", "model", "objective", "seed", "metric", "direction",
-                                       "value"])
+                             metric=metric, direction=direction, value=float(values.iloc[-1]),
+                             trivial=float(trivial.iloc[-1]) if len(trivial) else np.nan))
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def comparison_table(values: pd.DataFrame, baseline: str = BASELINE, feasibility=None,
