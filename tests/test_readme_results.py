@@ -63,3 +63,18 @@ def test_the_readme_reads_results_cpu_as_its_report_wrote_it(tmp_path: Path) -> 
     assert R.row_number(tmp_path, row + "beta") == "0.01"
     with pytest.raises(KeyError, match="field in"):
         R.row_number(tmp_path, row + "median")
+
+
+def test_each_row_is_shown_beside_the_previous_comparison(tmp_path: Path) -> None:
+    _folder(tmp_path)
+    previous = tmp_path / "results" / R.PREVIOUS / "report"
+    previous.mkdir(parents=True)
+    row = dict(task="homography_synthetic_thermal", model="deeplk", metric="mace", direction="min",
+               std=1.0, runs=10, base_mean=13.4, base_std=2.0, base_runs=10, verdict="no evidence")
+    pd.DataFrame([dict(row, objective="dlc", mean=15.2),
+                  dict(row, objective="dlc_prise", mean=13.7)]).to_csv(
+        previous / "comparisons.csv", index=False)
+    table = R.changes_block(tmp_path, R.PREVIOUS)
+    assert "| deeplk | dlc | 15.2 vs 13.4 | no evidence | 9.0 vs 8.00 | floor |" in table
+    assert "| deeplk | dlc_prise | 13.7 vs 13.4 | no evidence | — | — |" in table
+

@@ -4,7 +4,8 @@ computed from the committed tables (never typed).
 
 * `BLOCKS`: `cpu-now` (the comparison, with each row's class), `cpu-now-selected` (the winners'
   configs, validation score and selection stability), `cpu-now-compute` (tuning compute per
-  objective), `cpu-now-rungs` (rank correlation of the halving rung with the full budget);
+  objective), `cpu-now-rungs` (rank correlation of the halving rung with the full budget),
+  `cpu-now-changes` (each row beside the same row of the previous tuned comparison);
 * `NUMBERS`: the run's commit, cells and measured wall time, and the across-task summary;
 * `row_number`: `now.row.<task>.<model>.<objective>.<field>`, one field of one comparison row
   (`mean`, `base`, `diff`, `p`, `holm`, `class`, `verdict`, `beta`), for the prose.
@@ -25,6 +26,7 @@ from bench.report.numbers import format_interval, format_mean_std
 from bench.report.readme_source import markdown
 
 CURRENT = "cpu"
+PREVIOUS = "cpu_66f1d96_8trials_1seed"  # the tuned comparison of the first protocol (older code)
 #: the swept weight of each objective that has one (its plain limit is the axis' lower end)
 WEIGHTS = {"bench.objectives.DLC.weight": "β", "bench.objectives.Margin.weight": "margin weight",
            "dlc.Euclidean.scale": "noise scale s"}
@@ -127,6 +129,34 @@ def rungs_block(repo: Path) -> str:
     return markdown(rows, ["task", "model", "trials at full budget", "Spearman ρ"])
 
 
+def changes_block(repo: Path, previous: str) -> str:
+    """Each row of today's comparison beside the same (task, model, objective) row of a previous
+    tuned folder (`previous`, made by older code): both sides' means and the verdict then and now
+    (now with its class); rows only one of them has are listed with '—' on the other side."""
+    now = _csv(repo, CURRENT, "report/comparisons.csv")
+    then = _csv(repo, previous, "report/comparisons.csv")
+    keys = ["task", "model", "objective"]
+    both = now.merge(then, on=keys, how="outer", suffixes=("", "_then"))
+
+    def sides(row: pd.Series, suffix: str) -> str:
+        if pd.isna(row.get("mean" + suffix)):
+            return "—"
+        mine = format_mean_std(row["mean" + suffix], row["std" + suffix], row["runs" + suffix])
+        base = format_mean_std(row["base_mean" + suffix], row["base_std" + suffix],
+                               row["base_runs" + suffix])
+        return f"{mine.split(' ±')[0]} vs {base.split(' ±')[0]}"
+
+    rows = []
+    for _, row in both.sort_values(keys).iterrows():
+        verdict_now = "—" if pd.isna(row["verdict"]) else (
+            row["verdict"] if row["verdict"] == row["class"] else f"{row['class']}: {row['verdict']}")
+        rows.append((row["task"], row["model"], row["objective"], sides(row, "_then"),
+                     "—" if pd.isna(row["verdict_then"]) else row["verdict_then"],
+                     sides(row, ""), verdict_now))
+    return markdown(rows, ["task", "model", "objective", "then: objective vs plain", "then",
+                           "now: objective vs plain", "now"])
+
+
 @cache
 def _runs(repo: Path) -> pd.DataFrame:
     """Every cell the tuning ran (trials, rungs, final phase): one row per run."""
@@ -188,7 +218,8 @@ def _classes(repo: Path) -> str:
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "cpu-now": lambda r: comparison_block(r, CURRENT), "cpu-now-selected": selected_block,
-    "cpu-now-compute": compute_block, "cpu-now-rungs": rungs_block}
+    "cpu-now-compute": compute_block, "cpu-now-rungs": rungs_block,
+    "cpu-now-changes": lambda r: changes_block(r, PREVIOUS)}
 NUMBERS: dict[str, Callable[[Path], str]] = {
     "now.commits": lambda r: ", ".join(sorted(_runs(r)["git_sha"].str[:7].unique())),
     "now.cells": lambda r: str(len(_runs(r))),
