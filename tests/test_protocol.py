@@ -100,6 +100,19 @@ def test_without_inputs_every_iterative_row_is_valid_and_holm_counts_them_all() 
     assert table["p_holm"].iloc[2] == pytest.approx(0.002 * 3)  # third smallest of 5 p-values
 
 
+def test_the_table_bench_feasibility_writes_reads_back(tmp_path) -> None:
+    """`bench feasibility` writes 'no hinge' for objectives without one (plain): the verdicts read
+    its table as written (the report of `bench tune` used to refuse it)."""
+    from bench.protocol.feasibility import NO_HINGE
+
+    path = tmp_path / "feasibility.csv"
+    path.write_text(f"task,objective,verdict\nalignment1d_x,plain,{NO_HINGE}\n"
+                    "alignment1d_x,dlc,ill-posed\n")
+    table = qualify(_comparisons(), path)
+    mine = table[table["task"] == "alignment1d_x"].set_index("objective")["class"]
+    assert mine.to_dict() == {"dlc": "ill-posed", "margin": "valid"}
+
+
 def test_a_bad_feasibility_table_names_its_row(tmp_path) -> None:
     path = tmp_path / "feasibility.csv"
     path.write_text("task,objective,verdict\nalignment1d_x,dlc,feasible\nalignment1d_x,margin,maybe\n")

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from bench.objectives import Objective, ObjectiveOutput
+from bench.protocol.verdicts import FEASIBILITY
 from bench.tasks.base import Batch, Task
 
 FEASIBLE_RATIO = 0.01  # hinge floor <= 1 % of the trivial base loss: satisfiable
@@ -50,7 +51,7 @@ LAM_BOUND = 0.05  # a learned lambda this close to 0 or 1 has (nearly) switched 
                   # weight lam (1 - lam) < 0.0475, under a fifth of its value at lam = 0.5
 EVAL_DRAWS = 4  # fixed perturbation draws averaged for every evaluation
 VERDICTS = ("feasible", "ill-posed", "undetermined")
-NO_HINGE = "no hinge"
+NO_HINGE = FEASIBILITY[-1]  # "no hinge": the one vocabulary of verdicts.read_feasibility
 LAM_NOTE = "lambda at a bound (T3 off)"
 COLUMNS = ["task", "model", "objective", "trivial_base", "base_at_floor", "hinge_floor", "ratio",
            "active_t1", "active_t2", "active_t3", "lam", "verdict", "note"]

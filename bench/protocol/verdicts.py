@@ -85,7 +85,8 @@ def add_verdicts(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     return out
 
 CLASSES = ("valid", "ill-posed", "floor", "non-iterative")
-FEASIBILITY = ("feasible", "ill-posed", "undetermined")
+#: the verdicts `bench feasibility` writes (`no hinge`: an objective without a hinge, e.g. plain)
+FEASIBILITY = ("feasible", "ill-posed", "undetermined", "no hinge")
 PLAIN_LIMIT = 1e-4  # a weight at or below this is the plain limit of the search space
 #: the weight of the added term of each objective class that has one (what reaches plain at 0)
 WEIGHT_AXES = ("bench.objectives.DLC.weight", "bench.objectives.Margin.weight",
