@@ -13,10 +13,11 @@ import pytest
 import torch
 from scipy import ndimage
 
+from bench.protocol.trial_cells import is_reference, tuned_combinations
 from bench.report import figures, tables
 from bench.report.metadata import group_of
 from bench.runner.config import GIN_ROOT, expand, parsed_text
-from bench.runner.matrix import expand_cells, is_reference, load_matrix, tuned_combinations
+from bench.runner.matrix import expand_cells, load_matrix
 from bench.tasks.homography import (
     DeepLKFeatures,
     DLKNProtocol,

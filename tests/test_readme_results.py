@@ -55,6 +55,7 @@ def test_the_readme_reads_results_cpu_as_its_report_wrote_it(tmp_path: Path) -> 
     compute = R.compute_block(tmp_path)  # rawlk is the floor, not a problem: plain has 1
     assert "| plain | 1 | 8 | 2 | 5.0 | 5.0 | 10 |" in compute
     assert R.NUMBERS["now.wall_min"](tmp_path) == "2"  # 08:00:00 (a starts) to 08:02:00 (c ends)
+    assert R._busy(tmp_path) == 75.0  # a 0-10 s, b 25-30 s, c 60-120 s: 10 + 5 + 60
     assert R.NUMBERS["now.cells"](tmp_path) == "3"
     assert R.NUMBERS["now.commits"](tmp_path) == "abcdef0"
     assert R.NUMBERS["now.classes"](tmp_path) == "1 floor"

@@ -5,17 +5,18 @@ rung), its `trials.json` entry, and running a batch of cells (used by `bench.pro
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bench.protocol.sweep import EVAL_SPLIT, binding_text, line_of
+from bench.runner import recorded_facts
 from bench.runner.cell import Cell
 from bench.runner.cell_runner import plan, run_cells
 from bench.runner.config import ConfigError
 from bench.runner.executors import Resources
-from bench.runner.matrix import Matrix, expand_cells
+from bench.runner.matrix import Matrix, combinations, expand_cells
 from bench.runner.writable import check_results_folder, check_run_ids
 
 STOP_EPOCH = "bench.run.Experiment.stop_epoch"  # a halving rung's binding (bench.protocol.halving)
@@ -83,3 +84,16 @@ def print_dry(cells: Sequence[Cell], out: Path) -> int:
         print(f"{cell.run_id:60s} {Path(cell.results).name} {state}")
     print(f"{len(work.cells)} cells, {len(todo)} to run")
     return 0
+
+
+def is_reference(task: str, model: str) -> bool:
+    """Whether `model` (a gin name or path) is a non-learned reference of `task`'s family
+    (`Facts.reference_models`: ICP alone, raw-intensity LK): nothing to tune, its defaults run."""
+    return Path(model).stem in recorded_facts.lookup(Path(task).stem).reference_models
+
+
+def tuned_combinations(parts: Sequence[Matrix]) -> Iterator[tuple[Matrix, str, str, str]]:
+    """`combinations` without the non-learned references (`is_reference`): those that get trials."""
+    for part, task, model, objective in combinations(parts):
+        if not is_reference(task, model):
+            yield part, task, model, objective

@@ -26,6 +26,7 @@ from bench.report.numbers import format_interval, format_mean_std
 from bench.report.readme_source import markdown
 
 CURRENT = "cpu"
+ENERGY, THERMAL = "alignment1d_nonlinear_energy", "homography_synthetic_thermal"
 PREVIOUS = "cpu_66f1d96_8trials_1seed"  # the tuned comparison of the first protocol (older code)
 #: the swept weight of each objective that has one (its plain limit is the axis' lower end)
 WEIGHTS = {"bench.objectives.DLC.weight": "β", "bench.objectives.Margin.weight": "margin weight",
@@ -120,6 +121,14 @@ def compute_block(repo: Path) -> str:
                            "full-budget equiv. planned", "run", "tuning wall (min)"])
 
 
+def _spread(repo: Path) -> float:
+    """The largest gap, within one problem, between two objectives' full-budget-equivalent
+    trials as run (the protocol plans them equal to within one)."""
+    compute = learned_only(_csv(repo, CURRENT, "report/compute.csv"))
+    spans = compute.groupby(["task", "model"])["full_budget_equiv"].agg(lambda v: v.max() - v.min())
+    return float(spans.max())
+
+
 def rungs_block(repo: Path) -> str:
     """Spearman correlation of the rung's validation score with the full budget's, per problem,
     over the trials that reached the full budget."""
@@ -175,6 +184,43 @@ def _wall(repo: Path) -> float:
     return (end.max() - start.min()).total_seconds()
 
 
+def _busy(repo: Path) -> float:
+    """Seconds during which at least one cell ran (the union of the cells' intervals): the span
+    `_wall` less the pauses between commands."""
+    runs = _runs(repo)
+    end = pd.to_datetime(runs["finished"])
+    spans = sorted(zip(end - pd.to_timedelta(runs["wall_time_s"], unit="s"), end))
+    total, (start, stop) = 0.0, spans[0]
+    for begin, finish in spans[1:]:
+        if begin > stop:
+            total += (stop - start).total_seconds()
+            start, stop = begin, finish
+        else:
+            stop = max(stop, finish)
+    return total + (stop - start).total_seconds()
+
+
+def versus(repo: Path, task: str, objective: str, other: str) -> str:
+    """`objective` − `other` on the final seeds of `task` (the sweep's metric, test split): the
+    paired difference, its 95% interval and the exact sign-flip p (one comparison, outside the
+    table's Holm family)."""
+    from bench import stats
+    from bench.report.readme_source import values
+
+    row = _comparisons(repo).xs(task, level="task").iloc[0]
+    side = [values(repo, f"{CURRENT}/final", row["metric"], task=task, objective=o)
+            for o in (objective, other)]
+    test = stats.paired_test(side[0], side[1], row["direction"])
+    return f"{_minus(format_interval(test['diff'], test['lo'], test['hi']))}, p = {test['p']:.2g}"
+
+
+def _final_mean(repo: Path, task: str, metric: str, fmt: str, **where: str) -> str:
+    """Mean over the final runs (test split, last step) of `metric` on `task`."""
+    from bench.report.readme_source import values
+
+    return f"{values(repo, f'{CURRENT}/final', metric, task=task, **where).mean():{fmt}}"
+
+
 def _final(repo: Path) -> pd.DataFrame:
     return pd.read_parquet(repo / "results" / CURRENT / "final" / "runs.parquet")
 
@@ -226,7 +272,14 @@ NUMBERS: dict[str, Callable[[Path], str]] = {
     "now.final_cells": lambda r: str(len(_final(r))),
     "now.cell_hours": lambda r: f"{_runs(r)['wall_time_s'].sum() / 3600:.1f}",
     "now.wall_min": lambda r: f"{_wall(r) / 60:.0f}",
+    "now.busy_min": lambda r: f"{_busy(r) / 60:.0f}",
+    "now.energy.dlc_vs_unrolled": lambda r: versus(r, ENERGY, "dlc", "unrolled"),
+    "now.thermal.identity": lambda r: _final_mean(r, THERMAL, "trivial_mace", ".1f"),
+    "now.thermal.rawlk": lambda r: _final_mean(r, THERMAL, "mace", ".1f", model="rawlk"),
+    "now.adding.trivial": lambda r: _final_mean(r, "sequence_adding", "trivial_mse", ".4f"),
     "now.rows": lambda r: str(len(_comparisons(r))),
+    "now.compute_spread": lambda r: f"{_spread(r):.2f}",
+    "now.holm_rows": lambda r: str(int(_comparisons(r)["p_holm"].notna().sum())),
     "now.classes": _classes,
     "now.problems": lambda r: f"{_csv(r, CURRENT, 'report/across_tasks.csv').problems.iloc[0]:.0f}",
     **{f"now.iqm.{o}": (lambda r, o=o: _across(r, o, "iqm")) for o in ("plain", "dlc")},

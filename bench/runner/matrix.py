@@ -329,19 +329,3 @@ def combinations(parts: Sequence[Matrix]) -> Iterator[tuple[Matrix, str, str, st
             for model in part.models:
                 for objective in part.objectives:
                     yield part, task, model, objective
-
-
-def is_reference(task: str, model: str) -> bool:
-    """Whether `model` (a gin name or path) is a non-learned reference of `task`'s family
-    (`Facts.reference_models`: ICP alone, raw-intensity LK): nothing to tune, its defaults run."""
-    from bench.runner import recorded_facts
-
-    return Path(model).stem in recorded_facts.lookup(Path(task).stem).reference_models
-
-
-def tuned_combinations(parts: Sequence[Matrix]) -> Iterator[tuple[Matrix, str, str, str]]:
-    """`combinations` without the non-learned references (`is_reference`): those that get trials."""
-    for part, task, model, objective in combinations(parts):
-        if not is_reference(task, model):
-            yield part, task, model, objective
-
