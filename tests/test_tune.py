@@ -260,21 +260,24 @@ def test_a_misspelt_search_space_key_names_its_sweep_line(tmp_path: Path,
 
 def test_shipped_tuning_matrices_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # `bench tune smoke`, rung 0: (2 + 4) trials x 2 tuning seeds per (task, model); the models
-    # with nothing to train (ICP, raw LK) run plain only, straight at the full budget
+    # with nothing to train (ICP, raw LK) get no trials: their defaults run in the final phase
     assert bench_cli("tune", "smoke", "--out", str(tmp_path / "smoke"), "--dry-run") == 0
-    assert "124 cells, 108 to run" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "108 cells, 108 to run" in out and "-rawlk-" not in out and "-icp-" not in out
     # the cpu comparison: equal compute per objective (to within one trial), an estimate for
     # every cell
     assert bench_cli("tune", "cpu_tuned", "--estimate", str(REPO / "results" / "cpu_budget0"),
                      "--jobs", "2") == 0
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines[1:] if "TOTAL" not in line]
-    equiv = {float(row[6]) for row in rows}
-    assert rows and max(equiv) - min(equiv) < 2 and {row[5] for row in rows} == {"10"}
-    # every combination the committed budget-0 runs measured has an estimate; feature_icp and
-    # the KL-form sequence tasks are newer than those runs
-    never = {row[2] if row[2] == "feature_icp" else row[1] for row in rows if "never" in row}
-    assert never == {"feature_icp", "sequence_digits_kl", "sequence_mnist1d_kl"}, never
+    tuned = [row for row in rows if row[2] != "rawlk"]
+    equiv = {float(row[6]) for row in tuned}
+    assert tuned and max(equiv) - min(equiv) < 2 and {row[5] for row in rows} == {"10"}
+    assert [row[4] for row in rows if row[2] == "rawlk"] == ["0"]  # a reference: no trials
+    # every combination the committed budget-0 runs measured has an estimate; raw LK (never run
+    # there) and the KL-form sequence tasks are newer than those runs
+    never = {row[2] if row[2] == "rawlk" else row[1] for row in rows if "never" in row}
+    assert never == {"rawlk", "sequence_digits_kl", "sequence_mnist1d_kl"}, never
 
 
 def _fine_tuning_tuning(folder: Path) -> Path:
