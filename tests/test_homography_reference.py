@@ -13,7 +13,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from bench.protocol.trial_cells import is_reference, tuned_combinations
+from bench.protocol.trial_cells import tuned_combinations
+from bench.protocol.verdicts import is_reference
 from bench.report import figures, tables
 from bench.report.metadata import group_of
 from bench.runner.config import GIN_ROOT, expand, parsed_text

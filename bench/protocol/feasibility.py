@@ -50,8 +50,7 @@ CONVERGENCE_TOL = 0.01  # change between the last two quarters of the loss, in u
 LAM_BOUND = 0.05  # a learned lambda this close to 0 or 1 has (nearly) switched T3 off: its
                   # weight lam (1 - lam) < 0.0475, under a fifth of its value at lam = 0.5
 EVAL_DRAWS = 4  # fixed perturbation draws averaged for every evaluation
-VERDICTS = ("feasible", "ill-posed", "undetermined")
-NO_HINGE = FEASIBILITY[-1]  # "no hinge": the one vocabulary of verdicts.read_feasibility
+VERDICTS, NO_HINGE = FEASIBILITY[:-1], FEASIBILITY[-1]  # verdicts.read_feasibility's vocabulary
 LAM_NOTE = "lambda at a bound (T3 off)"
 COLUMNS = ["task", "model", "objective", "trivial_base", "base_at_floor", "hinge_floor", "ratio",
            "active_t1", "active_t2", "active_t3", "lam", "verdict", "note"]

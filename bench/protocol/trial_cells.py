@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.protocol.sweep import EVAL_SPLIT, binding_text, line_of
-from bench.runner import recorded_facts
+from bench.protocol.verdicts import is_reference
 from bench.runner.cell import Cell
 from bench.runner.cell_runner import plan, run_cells
 from bench.runner.config import ConfigError
@@ -86,14 +86,9 @@ def print_dry(cells: Sequence[Cell], out: Path) -> int:
     return 0
 
 
-def is_reference(task: str, model: str) -> bool:
-    """Whether `model` (a gin name or path) is a non-learned reference of `task`'s family
-    (`Facts.reference_models`: ICP alone, raw-intensity LK): nothing to tune, its defaults run."""
-    return Path(model).stem in recorded_facts.lookup(Path(task).stem).reference_models
-
-
 def tuned_combinations(parts: Sequence[Matrix]) -> Iterator[tuple[Matrix, str, str, str]]:
-    """`combinations` without the non-learned references (`is_reference`): those that get trials."""
+    """`combinations` without the non-learned references (`verdicts.is_reference`): those that
+    get trials (a reference runs its defaults in the final phase)."""
     for part, task, model, objective in combinations(parts):
         if not is_reference(task, model):
             yield part, task, model, objective

@@ -40,13 +40,13 @@ from bench.protocol.sweep import (
     tpe_params,
 )
 from bench.protocol.trial_cells import (
-    is_reference,
     manifest_entry,
     print_dry,
     run_trial_cells,
     trial_cells,
     tuned_combinations,
 )
+from bench.protocol.verdicts import is_reference
 from bench.runner.cell import Cell
 from bench.runner.config import ConfigError, resolve
 from bench.runner.executors import Resources
@@ -204,7 +204,7 @@ def _history(scores, key) -> list[tuple[dict, float]]:
 def final_cells(parts: Sequence[Matrix], sweep: Sweep, out: Path, device: str) -> list[Cell]:
     """Winners on the fresh seeds (`final/`) and the one-shot defaults on the same seeds
     (`budget0/`, unless the sweep sets `budget0 = False`), all evaluated on the test split. A
-    non-learned reference (`trial_cells.is_reference`: nothing to tune, no trials) runs its defaults in
+    non-learned reference (`verdicts.is_reference`: nothing to tune, no trials) runs its defaults in
     `final/`, beside the winners it is the floor of."""
     test = [binding_text(EVAL_SPLIT, "test")]
     cells = []

@@ -26,7 +26,7 @@ import pandas as pd
 
 from bench.protocol.estimate import STARTUP_S, calibrate, measured_times, time_of
 from bench.protocol.halving import survivors
-from bench.protocol.trial_cells import is_reference
+from bench.protocol.verdicts import is_reference
 from bench.runner.matrix import Matrix, combinations, expand_cells
 
 

@@ -207,10 +207,16 @@ def reference_scores(values: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def is_reference(task: str, model: str) -> bool:
+    """Whether `model` (a name, or a gin path) is a non-learned reference of `task`'s family
+    (`Facts.reference_models`: ICP alone, raw-intensity LK): nothing to tune, the floor of its
+    task's rows."""
+    return Path(model).stem in facts.lookup(Path(task).stem).reference_models
+
+
 def learned_only(values: pd.DataFrame) -> pd.DataFrame:
     """`values` (columns task, model, ...) without the rows of each task's non-learned reference
-    models (`Facts.reference_models`): a reference is the floor the rows are classed against, not
-    a problem of its own in summaries across problems."""
-    keep = [str(m) not in facts.lookup(str(t)).reference_models
-            for t, m in zip(values["task"], values["model"])]
+    models (`is_reference`): a reference is the floor the rows are classed against, not a problem
+    of its own in summaries across problems."""
+    keep = [not is_reference(str(t), str(m)) for t, m in zip(values["task"], values["model"])]
     return values[keep]

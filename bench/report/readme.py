@@ -29,8 +29,6 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-import pandas as pd
-
 from bench.report import (
     readme_checks,
     readme_cpu,
@@ -43,6 +41,7 @@ from bench.report.comparison_tables import metric_text
 from bench.report.numbers import format_interval, format_mean_std
 from bench.report.reading import drop_legacy_gap, final_values, load_tables, metric_directions
 from bench.report.readme_cpu import BUDGET0_ROWS
+from bench.report.readme_source import markdown, minus
 from bench.report.tables import difference_table, summarise
 from bench.runner.store import atomic_write_text
 
@@ -51,17 +50,6 @@ README = REPO / "README.md"
 #: a block, at any indentation (inside a list item, its lines are indented like its markers)
 BLOCK = re.compile(r"^(?P<indent>[ ]*)(?P<open><!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)"
                    r"(?P=indent)(?P<close><!-- /generated: (?P=name) -->)", re.S | re.M)
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * frame.shape[1]
-    return "\n".join([head, rule, *("| " + " | ".join(map(str, r)) + " |"
-                                    for r in frame.itertuples(index=False))]) + "\n"
-
-
-def _minus(text: str) -> str:
-    return text.replace("-", "−")
 
 
 def cpu_budget0(repo: Path = REPO) -> str:
@@ -83,10 +71,10 @@ def cpu_budget0(repo: Path = REPO) -> str:
         direction = directions.get(metric)
         name = metric_text(task, model, metric, direction) if direction in ("min", "max") \
             else metric
-        rows.append((task, model, name, *sides, _minus(format_interval(d["diff"], d["lo"],
+        rows.append((task, model, name, *sides, minus(format_interval(d["diff"], d["lo"],
                                                                         d["hi"])), excludes))
-    return _markdown(pd.DataFrame(rows, columns=["task", "model", "metric", "plain", "DLC",
-                                                 "DLC − plain (95% CI)", "CI excludes 0"]))
+    return markdown(rows, ["task", "model", "metric", "plain", "DLC", "DLC − plain (95% CI)",
+                           "CI excludes 0"])
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {

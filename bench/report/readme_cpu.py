@@ -19,7 +19,7 @@ import pandas as pd
 from bench import stats
 from bench.report.numbers import format_mean_std
 from bench.report.reading import drop_legacy_gap, final_values
-from bench.report.readme_source import markdown, span, tables, values
+from bench.report.readme_source import across, markdown, mean_text, span, tables, values
 
 TUNED, BUDGET0 = "cpu_66f1d96_8trials_1seed", "cpu_budget0"
 PRESETS = ("dlc_prise", "dlc_authors_generic")
@@ -56,16 +56,11 @@ def _row(repo: Path, task: str, objective: str = "dlc") -> pd.Series:
     return table[(table.task == task) & (table.objective == objective)].iloc[0]
 
 
-def _mean(mean: float, std: float, n: int) -> str:
-    """The mean as the table prints it beside its std."""
-    return format_mean_std(mean, std, n).split(" ±")[0]
-
-
 def _side(repo: Path, task: str, objective: str = "dlc", base: bool = False,
           std: bool = False) -> str:
     row = _row(repo, task, objective)
     keys = ("base_mean", "base_std", "base_runs") if base else ("mean", "std", "runs")
-    return (format_mean_std if std else _mean)(*(row[k] for k in keys))
+    return (format_mean_std if std else mean_text)(*(row[k] for k in keys))
 
 
 def _holm(repo: Path, task: str, objectives: tuple[str, ...] = ("dlc",)) -> str:
@@ -85,11 +80,6 @@ def _thermal(repo: Path, folder: str, metric: str, step: int | None) -> pd.Serie
                    & (metrics.task == "homography_synthetic_thermal")]
     rows = rows[rows.step == (rows.step.max() if step is None else step)]
     return rows.groupby("objective")["value"].mean()
-
-
-def _across(repo: Path, objective: str, what: str) -> str:
-    row = _report(repo, "across_tasks.csv").set_index("objective").loc[objective]
-    return f"{row[what]:.3f} [{row[what + '_lo']:.3f}, {row[what + '_hi']:.3f}]"
 
 
 def _cost_ratios(repo: Path) -> pd.Series:
@@ -174,7 +164,7 @@ def _b0(repo: Path, task: str, model: str, objective: str, metric: str) -> pd.Se
 def _b0_text(repo: Path, task: str, model: str, objective: str, metric: str,
              full: bool = True) -> str:
     series = _b0(repo, task, model, objective, metric)
-    return (format_mean_std if full else _mean)(series.mean(), series.std(ddof=1), len(series))
+    return (format_mean_std if full else mean_text)(series.mean(), series.std(ddof=1), len(series))
 
 
 def _b0_gaps(repo: Path) -> pd.Series:
@@ -250,8 +240,8 @@ NUMBERS: dict[str, Callable[[Path], str]] = {
     **{f"cpu.preset_problems.{o}": (lambda r, o=o: str(int((_report(r, "comparisons.csv")
                                                             .objective == o).sum())))
        for o in PRESETS},
-    **{f"cpu.iqm.{o}": (lambda r, o=o: _across(r, o, "iqm")) for o in ("plain", "dlc")},
-    "cpu.poi": lambda r: _across(r, "dlc", "poi"),
+    **{f"cpu.iqm.{o}": (lambda r, o=o: across(r, TUNED, o, "iqm")) for o in ("plain", "dlc")},
+    "cpu.poi": lambda r: across(r, TUNED, "dlc", "poi"),
     "cpu.cost_problems": lambda r: str(len(_cost_ratios(r))),
     **{f"cpu.area.{o}": (lambda r, o=o: _area(r, o)) for o in ("plain", "dlc")},
     "cpu.ratio.energy": lambda r: f"{_cost_ratios(r)[ENERGY]:.1f}",

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import stats
 from bench.protocol.verdicts import MARKS, learned_only
 from bench.report.comparison_tables import metric_text
 from bench.report.numbers import format_interval, format_mean_std
-from bench.report.readme_source import markdown
+from bench.report.readme_source import across, markdown, mean_text, minus, values
 
 CURRENT = "cpu"
 ENERGY, THERMAL = "alignment1d_nonlinear_energy", "homography_synthetic_thermal"
@@ -36,10 +37,6 @@ LR = "bench.run.Experiment.lr"
 
 def _csv(repo: Path, folder: str, name: str) -> pd.DataFrame:
     return pd.read_csv(repo / "results" / folder / name)
-
-
-def _minus(text: str) -> str:
-    return text.replace("-", "−")
 
 
 def _verdict(word: str) -> str:
@@ -64,7 +61,7 @@ def comparison_block(repo: Path, folder: str) -> str:
                                  zip(table["mean"], table["std"], table["runs"])],
         "plain mean ± std": [format_mean_std(m, s, n) for m, s, n in
                              zip(table["base_mean"], table["base_std"], table["base_runs"])],
-        "difference [95% CI]": [_minus(format_interval(d, lo, hi)) for d, lo, hi in
+        "difference [95% CI]": [minus(format_interval(d, lo, hi)) for d, lo, hi in
                                 zip(table["diff"], table["lo"], table["hi"])],
         "p": [f"{p:.2g}" for p in table["p"]],
         "Holm": ["—" if pd.isna(p) else f"{p:.2g}" for p in table["p_holm"]],
@@ -105,12 +102,17 @@ def selected_block(repo: Path) -> str:
                            "points", "stability"])
 
 
+def _learned_compute(repo: Path) -> pd.DataFrame:
+    """`report/compute.csv` without the non-learned references (no trials: not problems)."""
+    return learned_only(_csv(repo, CURRENT, "report/compute.csv"))
+
+
 def compute_block(repo: Path) -> str:
     """Tuning compute per objective, summed over the (task, model) problems it ran: points
     searched, trials that reached the full budget, full-budget-equivalent trials (per tuning seed,
     as planned and as run) and the wall time of its tuning cells (1 thread each); the non-learned
     references (`verdicts.learned_only`) are not problems of this sum."""
-    compute = learned_only(_csv(repo, CURRENT, "report/compute.csv"))  # a reference is no problem
+    compute = _learned_compute(repo)
     rows = []
     for objective, group in compute.groupby("objective", sort=False):
         rows.append((objective, group[["task", "model"]].drop_duplicates().shape[0],
@@ -124,7 +126,7 @@ def compute_block(repo: Path) -> str:
 def _spread(repo: Path) -> float:
     """The largest gap, within one problem, between two objectives' full-budget-equivalent
     trials as run (the protocol plans them equal to within one)."""
-    compute = learned_only(_csv(repo, CURRENT, "report/compute.csv"))
+    compute = _learned_compute(repo)
     spans = compute.groupby(["task", "model"])["full_budget_equiv"].agg(lambda v: v.max() - v.min())
     return float(spans.max())
 
@@ -150,10 +152,10 @@ def changes_block(repo: Path, previous: str) -> str:
     def sides(row: pd.Series, suffix: str) -> str:
         if pd.isna(row.get("mean" + suffix)):
             return "—"
-        mine = format_mean_std(row["mean" + suffix], row["std" + suffix], row["runs" + suffix])
-        base = format_mean_std(row["base_mean" + suffix], row["base_std" + suffix],
-                               row["base_runs" + suffix])
-        return f"{mine.split(' ±')[0]} vs {base.split(' ±')[0]}"
+        mine = mean_text(row["mean" + suffix], row["std" + suffix], row["runs" + suffix])
+        base = mean_text(row["base_mean" + suffix], row["base_std" + suffix],
+                         row["base_runs" + suffix])
+        return f"{mine} vs {base}"
 
     rows = []
     for _, row in both.sort_values(keys).iterrows():
@@ -176,20 +178,23 @@ def _runs(repo: Path) -> pd.DataFrame:
     return runs[runs.status == "done"]
 
 
-def _wall(repo: Path) -> float:
-    """Measured wall time of the whole tuning, s: first cell's start to last cell's end."""
+def _intervals(repo: Path) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """(start, end) of every cell the tuning ran, sorted by start."""
     runs = _runs(repo)
     end = pd.to_datetime(runs["finished"])
-    start = end - pd.to_timedelta(runs["wall_time_s"], unit="s")
-    return (end.max() - start.min()).total_seconds()
+    return sorted(zip(end - pd.to_timedelta(runs["wall_time_s"], unit="s"), end))
+
+
+def _wall(repo: Path) -> float:
+    """Measured wall time of the whole tuning, s: first cell's start to last cell's end."""
+    spans = _intervals(repo)
+    return (max(end for _, end in spans) - spans[0][0]).total_seconds()
 
 
 def _busy(repo: Path) -> float:
     """Seconds during which at least one cell ran (the union of the cells' intervals): the span
     `_wall` less the pauses between commands."""
-    runs = _runs(repo)
-    end = pd.to_datetime(runs["finished"])
-    spans = sorted(zip(end - pd.to_timedelta(runs["wall_time_s"], unit="s"), end))
+    spans = _intervals(repo)
     total, (start, stop) = 0.0, spans[0]
     for begin, finish in spans[1:]:
         if begin > stop:
@@ -204,20 +209,15 @@ def versus(repo: Path, task: str, objective: str, other: str) -> str:
     """`objective` − `other` on the final seeds of `task` (the sweep's metric, test split): the
     paired difference, its 95% interval and the exact sign-flip p (one comparison, outside the
     table's Holm family)."""
-    from bench import stats
-    from bench.report.readme_source import values
-
     row = _comparisons(repo).xs(task, level="task").iloc[0]
     side = [values(repo, f"{CURRENT}/final", row["metric"], task=task, objective=o)
             for o in (objective, other)]
     test = stats.paired_test(side[0], side[1], row["direction"])
-    return f"{_minus(format_interval(test['diff'], test['lo'], test['hi']))}, p = {test['p']:.2g}"
+    return f"{minus(format_interval(test['diff'], test['lo'], test['hi']))}, p = {test['p']:.2g}"
 
 
 def _final_mean(repo: Path, task: str, metric: str, fmt: str, **where: str) -> str:
     """Mean over the final runs (test split, last step) of `metric` on `task`."""
-    from bench.report.readme_source import values
-
     return f"{values(repo, f'{CURRENT}/final', metric, task=task, **where).mean():{fmt}}"
 
 
@@ -231,9 +231,9 @@ def _comparisons(repo: Path) -> pd.DataFrame:
 
 
 FIELDS: dict[str, Callable[[pd.Series], str]] = {
-    "mean": lambda r: format_mean_std(r["mean"], r["std"], r["runs"]).split(" ±")[0],
-    "base": lambda r: format_mean_std(r["base_mean"], r["base_std"], r["base_runs"]).split(" ±")[0],
-    "diff": lambda r: _minus(format_interval(r["diff"], r["lo"], r["hi"])),
+    "mean": lambda r: mean_text(r["mean"], r["std"], r["runs"]),
+    "base": lambda r: mean_text(r["base_mean"], r["base_std"], r["base_runs"]),
+    "diff": lambda r: minus(format_interval(r["diff"], r["lo"], r["hi"])),
     "p": lambda r: f"{r['p']:.2g}",
     "holm": lambda r: "—" if pd.isna(r["p_holm"]) else f"{r['p_holm']:.2g}",
     "class": lambda r: str(r["class"]),
@@ -250,11 +250,6 @@ def row_number(repo: Path, name: str) -> str:
                        f"with a field in {sorted(FIELDS)}")
     row = _comparisons(repo).loc[tuple(parts[2:5])]
     return FIELDS[parts[5]](row)
-
-
-def _across(repo: Path, objective: str, what: str) -> str:
-    row = _csv(repo, CURRENT, "report/across_tasks.csv").set_index("objective").loc[objective]
-    return f"{row[what]:.3f} [{row[what + '_lo']:.3f}, {row[what + '_hi']:.3f}]"
 
 
 def _classes(repo: Path) -> str:
@@ -282,6 +277,6 @@ NUMBERS: dict[str, Callable[[Path], str]] = {
     "now.holm_rows": lambda r: str(int(_comparisons(r)["p_holm"].notna().sum())),
     "now.classes": _classes,
     "now.problems": lambda r: f"{_csv(r, CURRENT, 'report/across_tasks.csv').problems.iloc[0]:.0f}",
-    **{f"now.iqm.{o}": (lambda r, o=o: _across(r, o, "iqm")) for o in ("plain", "dlc")},
-    "now.poi": lambda r: _across(r, "dlc", "poi"),
+    **{f"now.iqm.{o}": (lambda r, o=o: across(r, CURRENT, o, "iqm")) for o in ("plain", "dlc")},
+    "now.poi": lambda r: across(r, CURRENT, "dlc", "poi"),
 }

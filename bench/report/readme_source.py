@@ -72,3 +72,22 @@ def markdown(rows: list[tuple], columns: list[str]) -> str:
     """A compact GitHub table (`|---|` rules), as the README writes them."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     return "\n".join([*lines, *("| " + " | ".join(map(str, r)) + " |" for r in rows)]) + "\n"
+
+
+def minus(text: str) -> str:
+    """`text` with its hyphens as minus signs (−), as the README's tables print differences."""
+    return text.replace("-", "−")
+
+
+def mean_text(mean: float, std: float, n: int) -> str:
+    """The mean as a table prints it beside its std (`format_mean_std`, without the `± std`)."""
+    return format_mean_std(mean, std, n).split(" ±")[0]
+
+
+def across(repo: Path, folder: str, objective: str, what: str) -> str:
+    """`0.641 [0.550, 0.716]`: one objective's `what` (iqm, poi) with its interval, from a tuned
+    folder's `report/across_tasks.csv`."""
+    path = repo / "results" / folder / "report" / "across_tasks.csv"
+    row = pd.read_csv(path).set_index("objective").loc[objective]
+    return f"{row[what]:.3f} [{row[what + '_lo']:.3f}, {row[what + '_hi']:.3f}]"
+
